@@ -1,0 +1,230 @@
+//! [`Identity`]: who a valid key speaks for, as handlers see it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::key::KeyId;
+
+/// The caller behind a verified key: inserted into the request extensions by
+/// [`ApiKeyLayer`](crate::ApiKeyLayer) and read by handlers.
+///
+/// Cloning is cheap (one reference count), so stores can hand out the same identity on
+/// every lookup.
+///
+/// ```
+/// use keygate::{Identity, KeyId, Scopes};
+///
+/// let id = KeyId::parse("AbCdEfGh12345678")?;
+/// let identity = Identity::new(id, "user-42")
+///     .with_name("ci deploy")
+///     .with_space("space-7")
+///     .with_scopes(Scopes::new(["items:read"])?);
+/// assert_eq!(identity.space(), Some("space-7"));
+/// assert!(identity.scopes().contains("items:read"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Identity(Arc<Inner>);
+
+#[derive(Clone, PartialEq, Eq)]
+struct Inner {
+    key_id: KeyId,
+    user: Box<str>,
+    space: Option<Box<str>>,
+    scopes: Scopes,
+    name: Box<str>,
+}
+
+impl Identity {
+    /// An identity for key `key_id`, owned by `user`, with no space, no scopes and no name.
+    pub fn new(key_id: KeyId, user: impl Into<Box<str>>) -> Self {
+        Self(Arc::new(Inner {
+            key_id,
+            user: user.into(),
+            space: None,
+            scopes: Scopes::default(),
+            name: "".into(),
+        }))
+    }
+
+    /// Sets the key's display name.
+    pub fn with_name(mut self, name: impl Into<Box<str>>) -> Self {
+        Arc::make_mut(&mut self.0).name = name.into();
+        self
+    }
+
+    /// Binds the key to one space (workspace, project, tenant).
+    pub fn with_space(mut self, space: impl Into<Box<str>>) -> Self {
+        Arc::make_mut(&mut self.0).space = Some(space.into());
+        self
+    }
+
+    /// Sets the key's scopes.
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        Arc::make_mut(&mut self.0).scopes = scopes;
+        self
+    }
+
+    /// The id of the key that authenticated the request.
+    pub fn key_id(&self) -> KeyId {
+        self.0.key_id
+    }
+
+    /// The user the key belongs to.
+    pub fn user(&self) -> &str {
+        &self.0.user
+    }
+
+    /// The one space this key is bound to, if any. `None` means a user-wide key.
+    pub fn space(&self) -> Option<&str> {
+        self.0.space.as_deref()
+    }
+
+    /// The key's scopes.
+    pub fn scopes(&self) -> &Scopes {
+        &self.0.scopes
+    }
+
+    /// The key's display name (empty when none was given).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("key_id", &self.0.key_id)
+            .field("user", &self.0.user)
+            .field("space", &self.0.space)
+            .field("scopes", &self.0.scopes)
+            .field("name", &self.0.name)
+            .finish()
+    }
+}
+
+/// A key's scopes: a sorted set of scope tokens such as `items:read`.
+///
+/// Scope tokens follow RFC 6750 (printable ASCII except space, `"` and `\`), so they can
+/// be named in a `WWW-Authenticate` challenge as they are.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(Box<[Box<str>]>);
+
+impl Scopes {
+    /// Builds a set from scope tokens; duplicates are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidScope`] naming the first token that is empty, longer than 128 bytes, or
+    /// holds a character RFC 6750 does not allow.
+    pub fn new<I, T>(scopes: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let mut tokens = Vec::new();
+        for scope in scopes {
+            let scope = scope.as_ref();
+            if !is_scope_token(scope) {
+                return Err(InvalidScope(scope.chars().take(128).collect()));
+            }
+            tokens.push(Box::<str>::from(scope));
+        }
+        tokens.sort_unstable();
+        tokens.dedup();
+        Ok(Self(tokens.into_boxed_slice()))
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.binary_search_by(|s| (**s).cmp(scope)).is_ok()
+    }
+
+    /// Whether every scope of `other` is in this set.
+    pub fn contains_all(&self, other: &Scopes) -> bool {
+        other.iter().all(|scope| self.contains(scope))
+    }
+
+    /// The scopes in sorted order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|s| &**s)
+    }
+
+    /// How many scopes there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+fn is_scope_token(scope: &str) -> bool {
+    // RFC 6750 §3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+    (1..=128).contains(&scope.len())
+        && scope
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+/// A scope token was empty, too long, or held a character RFC 6750 does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid scope {0:?}: scopes are 1 to 128 printable ASCII characters without space, `\"` or `\\`")]
+pub struct InvalidScope(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> KeyId {
+        KeyId::parse("AbCdEfGh12345678").unwrap()
+    }
+
+    #[test]
+    fn scopes_are_sorted_and_deduplicated() {
+        let scopes = Scopes::new(["b", "a", "b"]).unwrap();
+        assert_eq!(scopes.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn scope_with_space_or_quote_is_rejected() {
+        assert!(Scopes::new(["a b"]).is_err());
+        assert!(Scopes::new(["a\"b"]).is_err());
+        assert!(Scopes::new([""]).is_err());
+    }
+
+    #[test]
+    fn contains_all_requires_every_scope() {
+        let held = Scopes::new(["a", "b"]).unwrap();
+        assert!(held.contains_all(&Scopes::new(["a"]).unwrap()));
+        assert!(!held.contains_all(&Scopes::new(["a", "c"]).unwrap()));
+    }
+
+    #[test]
+    fn builders_set_each_field() {
+        let identity = Identity::new(id(), "u1")
+            .with_name("n")
+            .with_space("s")
+            .with_scopes(Scopes::new(["x"]).unwrap());
+        assert_eq!(identity.key_id(), id());
+        assert_eq!(identity.user(), "u1");
+        assert_eq!(identity.name(), "n");
+        assert_eq!(identity.space(), Some("s"));
+        assert!(identity.scopes().contains("x"));
+    }
+
+    #[test]
+    fn clone_shares_the_allocation() {
+        let a = Identity::new(id(), "u1");
+        let b = a.clone();
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+    }
+}

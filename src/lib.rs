@@ -1,0 +1,91 @@
+//! API-key authentication for tower and axum services.
+//!
+//! Wrap a [`Router`](https://docs.rs/axum/latest/axum/struct.Router.html) (or any tower
+//! `Service` over [`http::Request`]) with [`ApiKeyLayer`]. Each request then has to carry
+//! one API key, in `Authorization: Bearer …` or a header you name; the layer checks its
+//! format, looks it up by its non-secret id in a [`KeyStore`], compares hashes in constant
+//! time, and hands the verified [`Identity`] to your handlers.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use keygate::{
+//!     ApiKeyLayer, Identity, KeyGenerator, KeyHasher, KeySource, MemoryStore, StoredKey,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Issue a key: the plaintext goes to the client once, the store keeps its hash.
+//! let store = MemoryStore::new();
+//! let key = KeyGenerator::default().generate()?;
+//! let hash = KeyHasher::sha256().hash(&key);
+//! store.insert(StoredKey::new(hash, Identity::new(key.id(), "alice")))?;
+//!
+//! async fn me(identity: Identity) -> String {
+//!     format!("hello, {}", identity.user())
+//! }
+//!
+//! let app: Router = Router::new().route("/me", get(me)).layer(
+//!     ApiKeyLayer::new(store)
+//!         .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?,
+//! );
+//!
+//! # use tower::ServiceExt;
+//! let request = http::Request::get("/me")
+//!     .header("x-api-key", key.expose_secret())
+//!     .body(axum::body::Body::empty())?;
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What a request goes through
+//!
+//! 1. [`KeySource`]s find the one credential (two are refused with 400).
+//! 2. [`KeyFormat::check`] tests prefix, length, charset and CRC32 checksum, so a
+//!    mistyped or random key never costs a store call.
+//! 3. [`KeyStore::find`] looks the key up by its [`KeyId`].
+//! 4. The [`KeyHash`] of the presented key is compared in constant time, then revocation
+//!    and expiry are checked.
+//! 5. The [`Identity`] is inserted into the request extensions and the credential header
+//!    removed; the inner service runs.
+//!
+//! Any failure becomes a [`Rejection`] with an RFC 6750 response; all invalid keys get
+//! the same one.
+//!
+//! # Features
+//!
+//! - `axum` (default): extractors for [`Identity`] and `Option<Identity>`, and
+//!   `IntoResponse` for [`Rejection`], through `axum-core`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod clock;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod generate;
+mod hash;
+mod identity;
+mod key;
+mod layer;
+mod reject;
+mod source;
+mod store;
+mod verify;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ConfigError;
+#[cfg(feature = "axum")]
+pub use extract::MissingIdentity;
+pub use generate::{GenerateError, KeyGenerator};
+pub use hash::{InvalidKeyHash, KeyHash, KeyHasher, MIN_PEPPER_LEN};
+pub use identity::{Identity, InvalidScope, Scopes};
+pub use key::{ApiKey, InvalidKeyId, KeyFormat, KeyId, MalformedKey};
+pub use layer::{ApiKeyLayer, ApiKeyService, ResponseFuture};
+pub use reject::{InvalidKey, Rejection};
+pub use source::KeySource;
+pub use store::{KeyStore, MemoryStore, StoreError, StoredKey};
