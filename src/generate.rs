@@ -54,9 +54,7 @@ impl KeyGenerator {
         {
             *slot = byte;
         }
-        Ok(self
-            .format
-            .assemble(&KeyId::from_alphanumeric(id), &secret))
+        Ok(self.format.assemble(&KeyId::from_alphanumeric(id), &secret))
     }
 }
 
@@ -94,7 +92,12 @@ mod tests {
         let mut seen = HashSet::new();
         for _ in 0..200 {
             let key = generator.generate().unwrap();
-            seen.extend(key.expose_secret().bytes().skip(3 + KEY_ID_LEN).take(SECRET_LEN));
+            seen.extend(
+                key.expose_secret()
+                    .bytes()
+                    .skip(3 + KEY_ID_LEN)
+                    .take(SECRET_LEN),
+            );
         }
         assert_eq!(seen.len(), 62);
     }

@@ -111,7 +111,8 @@ impl KeyHasher {
         if pepper.len() < MIN_PEPPER_LEN {
             return Err(ConfigError::PepperTooShort);
         }
-        let mac = Hmac::<Sha256>::new_from_slice(pepper).map_err(|_| ConfigError::PepperTooShort)?;
+        let mac =
+            Hmac::<Sha256>::new_from_slice(pepper).map_err(|_| ConfigError::PepperTooShort)?;
         Ok(Self { hmac: Some(mac) })
     }
 
@@ -162,11 +163,20 @@ mod tests {
     #[test]
     fn hmac_differs_from_plain_sha256_and_between_peppers() {
         let plain = KeyHasher::sha256().hash_bytes(b"kg_key");
-        let a = KeyHasher::hmac_sha256(&[1; 32]).unwrap().hash_bytes(b"kg_key");
-        let b = KeyHasher::hmac_sha256(&[2; 32]).unwrap().hash_bytes(b"kg_key");
+        let a = KeyHasher::hmac_sha256(&[1; 32])
+            .unwrap()
+            .hash_bytes(b"kg_key");
+        let b = KeyHasher::hmac_sha256(&[2; 32])
+            .unwrap()
+            .hash_bytes(b"kg_key");
         assert_ne!(plain, a);
         assert_ne!(a, b);
-        assert_eq!(a, KeyHasher::hmac_sha256(&[1; 32]).unwrap().hash_bytes(b"kg_key"));
+        assert_eq!(
+            a,
+            KeyHasher::hmac_sha256(&[1; 32])
+                .unwrap()
+                .hash_bytes(b"kg_key")
+        );
     }
 
     #[test]

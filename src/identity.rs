@@ -177,7 +177,9 @@ fn is_scope_token(scope: &str) -> bool {
 
 /// A scope token was empty, too long, or held a character RFC 6750 does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid scope {0:?}: scopes are 1 to 128 printable ASCII characters without space, `\"` or `\\`")]
+#[error(
+    "invalid scope {0:?}: scopes are 1 to 128 printable ASCII characters without space, `\"` or `\\`"
+)]
 pub struct InvalidScope(String);
 
 #[cfg(test)]

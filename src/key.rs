@@ -67,8 +67,13 @@ impl KeyFormat {
     /// [`ConfigError::InvalidPrefix`] when the prefix breaks those rules.
     pub fn with_prefix(prefix: &str) -> Result<Self, ConfigError> {
         let valid_len = (1..=MAX_PREFIX_LEN).contains(&prefix.len());
-        let starts_with_letter = prefix.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
-        let valid_chars = prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let starts_with_letter = prefix
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic());
+        let valid_chars = prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !(valid_len && starts_with_letter && valid_chars) {
             return Err(ConfigError::InvalidPrefix);
         }
@@ -325,7 +330,11 @@ mod tests {
         let key = key(&format);
         let text = key.expose_secret();
         assert_eq!(text.len(), "kg_live_".len() + 16 + 48 + 6);
-        assert!(text["kg_live_".len()..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(
+            text["kg_live_".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        );
     }
 
     #[test]

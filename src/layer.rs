@@ -385,10 +385,13 @@ where
                         mut request,
                         hash,
                         shared,
-                    } = pending.take().expect("ResponseFuture polled after completion");
+                    } = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
                     let decision = match found {
-                        Ok(stored) => verify(stored, &hash, shared.clock.now())
-                            .map_err(Rejection::Invalid),
+                        Ok(stored) => {
+                            verify(stored, &hash, shared.clock.now()).map_err(Rejection::Invalid)
+                        }
                         Err(error) => Err(Rejection::Unavailable(error)),
                     };
                     match decision {

@@ -129,8 +129,7 @@ impl Responder {
         // The realm goes inside a quoted-string; refusing `"` and `\` means no escaping is
         // ever needed, and refusing non-printables keeps the header value valid.
         let printable = realm.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if realm.is_empty() || realm.len() > 128 || !printable || realm.contains(['"', '\\'])
-        {
+        if realm.is_empty() || realm.len() > 128 || !printable || realm.contains(['"', '\\']) {
             return Err(ConfigError::InvalidRealm);
         }
         let challenge = |error: &str| {
@@ -226,7 +225,10 @@ mod tests {
     fn missing_gets_a_challenge_without_error() {
         let response = Responder::new("shop").unwrap().respond(&Rejection::Missing);
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(header(&response, WWW_AUTHENTICATE), r#"Bearer realm="shop""#);
+        assert_eq!(
+            header(&response, WWW_AUTHENTICATE),
+            r#"Bearer realm="shop""#
+        );
     }
 
     #[test]
@@ -282,6 +284,9 @@ mod tests {
             response
         }));
         assert_eq!(responder.respond(&Rejection::Missing).body(), "custom");
-        assert_eq!(responder.respond(&Rejection::Ambiguous).body(), BODY_AMBIGUOUS);
+        assert_eq!(
+            responder.respond(&Rejection::Ambiguous).body(),
+            BODY_AMBIGUOUS
+        );
     }
 }

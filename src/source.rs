@@ -187,12 +187,18 @@ mod tests {
 
     #[test]
     fn named_header_value_is_trimmed() {
-        assert_eq!(token(&[("x-api-key", b" abc\t")]), Ok(Some(b"abc".to_vec())));
+        assert_eq!(
+            token(&[("x-api-key", b" abc\t")]),
+            Ok(Some(b"abc".to_vec()))
+        );
     }
 
     #[test]
     fn repeated_header_is_ambiguous() {
-        assert_eq!(token(&[("x-api-key", b"a"), ("x-api-key", b"b")]), Err(Ambiguous));
+        assert_eq!(
+            token(&[("x-api-key", b"a"), ("x-api-key", b"b")]),
+            Err(Ambiguous)
+        );
     }
 
     #[test]
@@ -205,7 +211,10 @@ mod tests {
 
     #[test]
     fn non_utf8_value_is_passed_on_as_bytes() {
-        assert_eq!(token(&[("x-api-key", b"\xff\xfe")]), Ok(Some(b"\xff\xfe".to_vec())));
+        assert_eq!(
+            token(&[("x-api-key", b"\xff\xfe")]),
+            Ok(Some(b"\xff\xfe".to_vec()))
+        );
     }
 
     #[test]

@@ -139,7 +139,10 @@ mod tests {
         store.insert(stored("AAAAAAAAAAAAAAAA", "u1")).unwrap();
         let known = KeyId::parse("AAAAAAAAAAAAAAAA").unwrap();
         let unknown = KeyId::parse("BBBBBBBBBBBBBBBB").unwrap();
-        assert_eq!(store.find(&known).await.unwrap().unwrap().identity.user(), "u1");
+        assert_eq!(
+            store.find(&known).await.unwrap().unwrap().identity.user(),
+            "u1"
+        );
         assert!(store.find(&unknown).await.unwrap().is_none());
     }
 
