@@ -241,6 +241,7 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyService<S> {
 /// Marks a request let through without a credential, so extractors can answer with the
 /// layer's own challenge.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))] // read only by the axum extractors
 pub(crate) struct Anonymous(pub(crate) Arc<Shared>);
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyService<S>

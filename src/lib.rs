@@ -89,3 +89,8 @@ pub use layer::{ApiKeyLayer, ApiKeyService, ResponseFuture};
 pub use reject::{InvalidKey, Rejection};
 pub use source::KeySource;
 pub use store::{KeyStore, MemoryStore, StoreError, StoredKey};
+
+/// The README's examples, compiled and run as doctests so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
