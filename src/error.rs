@@ -21,6 +21,9 @@ pub enum ConfigError {
     /// An HMAC pepper must hold at least 32 bytes.
     #[error("an HMAC pepper must be at least 32 bytes long")]
     PepperTooShort,
+    /// A space path prefix starts and ends with `/` and names at least one segment.
+    #[error("a space path prefix starts and ends with `/` and names a segment, like `/spaces/`")]
+    InvalidSpacePrefix,
     /// A layer needs at least one place to read keys from.
     #[error("at least one key source is required")]
     NoSources,

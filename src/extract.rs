@@ -1,38 +1,41 @@
-//! axum extractors: [`Identity`] and `Option<Identity>` in handler arguments.
+//! axum extractors: [`Identity`], `Option<Identity>` and the [`RequireScope`] guard.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use axum_core::body::Body;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
 
+use crate::audit::{AuditEvent, Outcome};
 use crate::identity::Identity;
-use crate::layer::Anonymous;
-use crate::reject::{Rejection, Responder};
+use crate::layer::LayerContext;
+use crate::reject::{Insufficient, Rejection};
 
 /// Takes the [`Identity`] that [`ApiKeyLayer`](crate::ApiKeyLayer) verified.
 ///
-/// Without one (the route is not behind the layer, or the layer let an anonymous request
-/// through) the handler is not run and the client gets 401 with a challenge.
+/// When the layer let the request through without a key
+/// ([`with_anonymous`](crate::ApiKeyLayer::with_anonymous)), the handler is not run and
+/// the client gets 401 with the layer's challenge. When the route is not behind the layer
+/// at all, that is a wiring mistake, answered with 500 as axum answers a missing
+/// `Extension`.
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
-    type Rejection = MissingIdentity;
+    type Rejection = IdentityRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<Identity>() {
-            Some(identity) => Ok(identity.clone()),
-            None => Err(MissingIdentity {
-                responder: parts
-                    .extensions
-                    .get::<Anonymous>()
-                    .map(|anonymous| anonymous.0.responder.clone()),
-            }),
+        if let Some(identity) = parts.extensions.get::<Identity>() {
+            return Ok(identity.clone());
+        }
+        match parts.extensions.get::<LayerContext>() {
+            Some(context) => Err(IdentityRejection::deny(context, parts, Rejection::Missing)),
+            None => Err(IdentityRejection(RejectionKind::NoLayer)),
         }
     }
 }
 
-/// `Option<Identity>`: `None` for a caller the layer let through anonymously
-/// (see [`ApiKeyLayer::with_anonymous`](crate::ApiKeyLayer::with_anonymous)).
+/// `Option<Identity>`: `None` for a caller the layer let through anonymously.
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
     type Rejection = std::convert::Infallible;
 
@@ -44,34 +47,127 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
     }
 }
 
-/// The rejection of the [`Identity`] extractor: no verified key on this request.
+/// A scope, named by a type, for [`RequireScope`].
 ///
-/// Answers 401 with the layer's challenge.
-pub struct MissingIdentity {
-    /// The layer's responder when the layer let the request through anonymously, so the
-    /// challenge names the configured realm.
-    responder: Option<Responder>,
+/// ```
+/// struct KeysWrite;
+/// impl keygate::ScopeName for KeysWrite {
+///     const SCOPE: &'static str = "keys:write";
+/// }
+/// ```
+pub trait ScopeName: Send + Sync + 'static {
+    /// The scope token; it must be a valid one (see [`Scopes`](crate::Scopes)).
+    const SCOPE: &'static str;
 }
 
-impl IntoResponse for MissingIdentity {
+/// Extracts the [`Identity`] only when its key holds scope `T::SCOPE`; otherwise the
+/// handler is not run and the client gets 403 `insufficient_scope` naming the scope.
+///
+/// ```
+/// use keygate::{RequireScope, ScopeName};
+///
+/// struct KeysWrite;
+/// impl ScopeName for KeysWrite {
+///     const SCOPE: &'static str = "keys:write";
+/// }
+///
+/// async fn create_key(RequireScope(identity, ..): RequireScope<KeysWrite>) -> String {
+///     format!("{} may manage keys", identity.user())
+/// }
+/// ```
+pub struct RequireScope<T: ScopeName>(pub Identity, pub PhantomData<T>);
+
+impl<T: ScopeName> fmt::Debug for RequireScope<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequireScope")
+            .field(&T::SCOPE)
+            .field(&self.0)
+            .finish()
+    }
+}
+
+impl<S: Send + Sync, T: ScopeName> FromRequestParts<S> for RequireScope<T> {
+    type Rejection = IdentityRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let identity = <Identity as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        if identity.scopes().contains(T::SCOPE) {
+            return Ok(Self(identity, PhantomData));
+        }
+        let rejection = Rejection::Forbidden(Insufficient::Scope(T::SCOPE.to_owned()));
+        match parts.extensions.get::<LayerContext>() {
+            Some(context) => Err(IdentityRejection::deny(context, parts, rejection)),
+            None => Err(IdentityRejection(RejectionKind::NoLayer)),
+        }
+    }
+}
+
+/// The rejection of the [`Identity`] and [`RequireScope`] extractors.
+pub struct IdentityRejection(RejectionKind);
+
+enum RejectionKind {
+    /// Rendered by the layer that let the request through, already audited.
+    Denied(http::Response<bytes::Bytes>),
+    /// No `ApiKeyLayer` in front of this route.
+    NoLayer,
+}
+
+impl IdentityRejection {
+    fn deny(context: &LayerContext, parts: &Parts, rejection: Rejection) -> Self {
+        let shared = &context.0;
+        let mut event = AuditEvent::new(
+            shared.clock_now(),
+            Outcome::Denied(rejection.reason()),
+            &parts.method,
+            &parts.uri,
+        );
+        let identity = parts.extensions.get::<Identity>();
+        event.key_id = identity.map(Identity::key_id);
+        event.identity = identity.cloned();
+        shared.emit(event);
+        Self(RejectionKind::Denied(shared.respond(&rejection)))
+    }
+
+    /// The HTTP status this rejection answers with.
+    pub fn status(&self) -> StatusCode {
+        match &self.0 {
+            RejectionKind::Denied(response) => response.status(),
+            RejectionKind::NoLayer => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for IdentityRejection {
     fn into_response(self) -> Response {
-        self.responder
-            .unwrap_or_default()
-            .respond(&Rejection::Missing)
-            .map(Body::from)
+        match self.0 {
+            RejectionKind::Denied(response) => response.map(Body::from),
+            RejectionKind::NoLayer => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "keygate: this route reads an Identity but is not behind ApiKeyLayer",
+            )
+                .into_response(),
+        }
     }
 }
 
-impl fmt::Debug for MissingIdentity {
+impl fmt::Debug for IdentityRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MissingIdentity").finish_non_exhaustive()
+        f.debug_tuple("IdentityRejection")
+            .field(&self.status())
+            .finish()
     }
 }
 
-impl fmt::Display for MissingIdentity {
+impl fmt::Display for IdentityRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the request carries no verified API key")
+        match &self.0 {
+            RejectionKind::Denied(response) if response.status() == StatusCode::FORBIDDEN => {
+                f.write_str("the API key lacks a required scope")
+            }
+            RejectionKind::Denied(_) => f.write_str("the request carries no verified API key"),
+            RejectionKind::NoLayer => f.write_str("the route is not behind ApiKeyLayer"),
+        }
     }
 }
 
-impl std::error::Error for MissingIdentity {}
+impl std::error::Error for IdentityRejection {}

@@ -2,26 +2,32 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::ACCESS_CONTROL_REQUEST_METHOD;
+use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::audit::{self, AuditEvent, AuditLog, AuditSink, AuditStats, Outcome, TracingSink};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::hash::{KeyHash, KeyHasher};
-use crate::identity::Identity;
-use crate::key::KeyFormat;
-use crate::reject::{InvalidKey, Rejection, Responder};
+use crate::identity::{Identity, InvalidScope, Scopes};
+use crate::key::{KeyFormat, KeyId};
+use crate::reject::{Insufficient, InvalidKey, Rejection, Responder};
+use crate::scope::RequireScopeLayer;
 use crate::source::{self, KeySource};
-use crate::store::{KeyStore, StoreError, StoredKey};
-use crate::verify::verify;
+use crate::space::{SpaceResolver, Target};
+use crate::store::{KeyStore, KeyStoreWrite, StoreError, StoredKey};
+use crate::usage::{self, UsageTracker};
+use crate::verify::{Verified, verify};
 
 /// Authenticates every request by API key before it reaches the wrapped service.
 ///
@@ -34,7 +40,11 @@ use crate::verify::verify;
 /// | no credential | 401, `WWW-Authenticate: Bearer realm="api"` |
 /// | malformed, unknown, wrong secret, revoked or expired key | 401, `error="invalid_token"`, one body for all |
 /// | two credentials (repeated header, or two sources) | 400, `error="invalid_request"` |
-/// | store error | 503 with `Retry-After` |
+/// | valid key bound to another space (with a [`SpaceResolver`]) | 403, `error="insufficient_scope"` |
+/// | store error, or no answer within the store timeout | 503 with `Retry-After` |
+///
+/// Every decision is also an [`AuditEvent`] with its precise reason, delivered to an
+/// [`AuditSink`] off the request path (`tracing` by default).
 ///
 /// The layer is cheap to clone: its configuration sits behind one `Arc`.
 ///
@@ -72,18 +82,33 @@ pub(crate) struct Shared {
     pub(crate) responder: Responder,
     strip_credential: bool,
     anonymous: bool,
+    preflight: bool,
+    space: Option<SpaceResolver>,
+    store_timeout: Option<Duration>,
+    pub(crate) audit: Arc<AuditLog>,
+    usage: Option<Arc<UsageTracker>>,
 }
+
+/// Default limit on one store lookup.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl ApiKeyLayer {
     /// A layer that looks keys up in `store`.
     ///
     /// Defaults: keys from `Authorization: Bearer` only, [`KeyFormat::new`] (prefix `kg`),
     /// plain SHA-256, the system clock, realm `api`, `Retry-After: 1`, the credential
-    /// header removed before the inner service, and anonymous requests refused.
+    /// header removed before the inner service, anonymous requests and CORS preflights
+    /// refused, no space resolver, audit to [`TracingSink`], no usage tracking, and (with
+    /// feature `tokio`) a store timeout of one second.
     pub fn new(store: impl KeyStore) -> Self {
+        Self::from_shared_store(Arc::new(store))
+    }
+
+    /// As [`ApiKeyLayer::new`], for a store already behind an `Arc`.
+    pub fn from_shared_store(store: Arc<dyn KeyStore>) -> Self {
         Self {
             shared: Arc::new(Shared {
-                store: Arc::new(store),
+                store,
                 sources: Box::new([KeySource::bearer()]),
                 format: KeyFormat::new(),
                 hasher: KeyHasher::sha256(),
@@ -91,6 +116,14 @@ impl ApiKeyLayer {
                 responder: Responder::default(),
                 strip_credential: true,
                 anonymous: false,
+                preflight: false,
+                space: None,
+                store_timeout: cfg!(feature = "tokio").then_some(DEFAULT_STORE_TIMEOUT),
+                audit: Arc::new(AuditLog::new(
+                    Arc::new(TracingSink),
+                    audit::DEFAULT_CAPACITY,
+                )),
+                usage: None,
             }),
         }
     }
@@ -190,6 +223,113 @@ impl ApiKeyLayer {
     pub fn with_anonymous(self, allow: bool) -> Self {
         self.edit(|shared| shared.anonymous = allow)
     }
+
+    /// Whether a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) may pass
+    /// without a key (default `false`). Browsers send preflights without credentials, so
+    /// a CORS layer *inside* this one needs this to answer them.
+    pub fn with_cors_preflight(self, allow: bool) -> Self {
+        self.edit(|shared| shared.preflight = allow)
+    }
+
+    /// Confines space-bound keys to their space: a key bound to space `a` gets 403
+    /// `insufficient_scope` on requests `resolver` names another space for.
+    pub fn with_space_resolver(self, resolver: SpaceResolver) -> Self {
+        self.edit(|shared| shared.space = Some(resolver))
+    }
+
+    /// The longest a store lookup may take before the request gets 503 (default one
+    /// second). Applies on a tokio runtime; elsewhere lookups are not timed.
+    #[cfg(feature = "tokio")]
+    pub fn with_store_timeout(self, timeout: Duration) -> Self {
+        self.edit(|shared| shared.store_timeout = Some(timeout))
+    }
+
+    /// Where audit events go (default [`TracingSink`]), through a queue of `capacity`
+    /// events; when the sink falls behind and the queue is full, events are dropped and
+    /// counted in [`ApiKeyLayer::stats`].
+    pub fn with_audit_sink(self, sink: impl AuditSink, capacity: usize) -> Self {
+        let audit = Arc::new(AuditLog::new(Arc::new(sink), capacity));
+        self.edit(|shared| shared.audit = audit)
+    }
+
+    /// Tracks each key's last use and use count, and writes them to `store` in one batch
+    /// every `interval` instead of once per request. At most `max_keys` distinct keys are
+    /// held between two writes; uses of further keys are dropped and counted.
+    ///
+    /// With feature `tokio`, the periodic write starts on the runtime that serves the first
+    /// request. [`ApiKeyLayer::flush_usage`] writes on demand, for example at shutdown.
+    pub fn with_usage_tracking(
+        self,
+        store: Arc<dyn KeyStoreWrite>,
+        interval: Duration,
+        max_keys: usize,
+    ) -> Self {
+        let tracker = Arc::new(UsageTracker::new(store, interval, max_keys));
+        self.edit(|shared| shared.usage = Some(tracker))
+    }
+
+    /// As [`ApiKeyLayer::with_usage_tracking`], with a 30-second interval and room for
+    /// 100,000 keys.
+    pub fn with_default_usage_tracking(self, store: Arc<dyn KeyStoreWrite>) -> Self {
+        self.with_usage_tracking(store, usage::DEFAULT_INTERVAL, usage::DEFAULT_MAX_KEYS)
+    }
+
+    /// Writes pending last-used data to the store now; returns how many keys were written.
+    ///
+    /// # Errors
+    ///
+    /// The store's error; the data stays pending for the next flush.
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+        match &self.shared.usage {
+            Some(usage) => usage.flush().await,
+            None => Ok(0),
+        }
+    }
+
+    /// A per-route guard that lets only keys holding `scope` through; others get 403
+    /// `insufficient_scope` naming the scope. It uses this layer's realm, hook and audit.
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use keygate::{ApiKeyLayer, MemoryStore};
+    ///
+    /// let auth = ApiKeyLayer::new(MemoryStore::new());
+    /// let app: Router = Router::new()
+    ///     .route("/keys", post(|| async { "created" }))
+    ///     .route_layer(auth.require_scope("keys:write")?)
+    ///     .layer(auth);
+    /// # Ok::<(), keygate::InvalidScope>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidScope`] when `scope` is not a valid scope token.
+    pub fn require_scope(&self, scope: &str) -> Result<RequireScopeLayer, InvalidScope> {
+        Scopes::new([scope])?;
+        Ok(RequireScopeLayer::new(scope, self.shared.clone()))
+    }
+
+    /// Counters of the audit pipeline and usage tracking.
+    pub fn stats(&self) -> LayerStats {
+        LayerStats {
+            audit: self.shared.audit.stats(),
+            usage_dropped: self
+                .shared
+                .usage
+                .as_ref()
+                .map_or(0, |usage| usage.dropped()),
+        }
+    }
+}
+
+/// Counters that tell whether the layer had to shed audit or usage data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerStats {
+    /// The audit pipeline's counters.
+    pub audit: AuditStats,
+    /// Uses not tracked because `max_keys` distinct keys were already pending.
+    pub usage_dropped: u64,
 }
 
 impl fmt::Debug for ApiKeyLayer {
@@ -207,6 +347,11 @@ impl fmt::Debug for Shared {
             .field("responder", &self.responder)
             .field("strip_credential", &self.strip_credential)
             .field("anonymous", &self.anonymous)
+            .field("preflight", &self.preflight)
+            .field("space", &self.space)
+            .field("store_timeout", &self.store_timeout)
+            .field("audit", &self.audit)
+            .field("usage", &self.usage)
             .finish_non_exhaustive()
     }
 }
@@ -238,11 +383,10 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyService<S> {
     }
 }
 
-/// Marks a request let through without a credential, so extractors can answer with the
-/// layer's own challenge.
+/// Put in the extensions of every request the layer lets through, so extractors answer
+/// with the layer's own realm, hook and audit.
 #[derive(Clone)]
-#[cfg_attr(not(feature = "axum"), allow(dead_code))] // read only by the axum extractors
-pub(crate) struct Anonymous(pub(crate) Arc<Shared>);
+pub(crate) struct LayerContext(pub(crate) Arc<Shared>);
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyService<S>
 where
@@ -259,32 +403,61 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
+        let now = shared.clock.now();
+        if shared.preflight
+            && request.method() == Method::OPTIONS
+            && request
+                .headers()
+                .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            shared.emit(AuditEvent::new(
+                now,
+                Outcome::Preflight,
+                request.method(),
+                request.uri(),
+            ));
+            return ResponseFuture::inner(self.inner.call(request));
+        }
         let presented = match source::find(&shared.sources, request.headers()) {
             Ok(Some(presented)) => presented,
             Ok(None) if shared.anonymous => {
-                request.extensions_mut().insert(Anonymous(shared.clone()));
+                shared.emit(AuditEvent::new(
+                    now,
+                    Outcome::Anonymous,
+                    request.method(),
+                    request.uri(),
+                ));
+                request
+                    .extensions_mut()
+                    .insert(LayerContext(shared.clone()));
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            Ok(None) => return ResponseFuture::rejected(shared.respond(&Rejection::Missing)),
+            Ok(None) => return shared.reject(Rejection::Missing, now, &request, None),
             Err(source::Ambiguous) => {
-                return ResponseFuture::rejected(shared.respond(&Rejection::Ambiguous));
+                return shared.reject(Rejection::Ambiguous, now, &request, None);
             }
         };
         let id = match shared.format.check_bytes(presented.token) {
             Ok(id) => id,
             Err(malformed) => {
                 let rejection = Rejection::Invalid(InvalidKey::Malformed(malformed));
-                return ResponseFuture::rejected(shared.respond(&rejection));
+                return shared.reject(rejection, now, &request, None);
             }
         };
         let hash = shared.hasher.hash_bytes(presented.token);
         let header = presented.source.header_name().clone();
         if shared.strip_credential {
             request.headers_mut().remove(header);
+        } else if let http::header::Entry::Occupied(mut entry) = request.headers_mut().entry(header)
+        {
+            // Kept for the inner service, but marked so that HPACK never indexes it and
+            // `Debug` output of the headers hides it.
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
+            }
         }
 
-        let store = shared.store.clone();
-        let lookup: LookupFuture = Box::pin(async move { store.find(&id).await });
+        let lookup = shared.lookup(id);
         // Take the service that poll_ready readied and leave a clone in its place.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -294,7 +467,9 @@ where
                 pending: Some(Pending {
                     inner,
                     request,
+                    id,
                     hash,
+                    now,
                     shared: shared.clone(),
                 }),
             },
@@ -303,8 +478,125 @@ where
 }
 
 impl Shared {
-    fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
+    pub(crate) fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
         self.responder.respond(rejection)
+    }
+
+    pub(crate) fn emit(&self, event: AuditEvent) {
+        self.audit.emit(event);
+    }
+
+    pub(crate) fn clock_now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Audits a rejection decided before any lookup and answers it.
+    fn reject<S, B>(
+        &self,
+        rejection: Rejection,
+        now: SystemTime,
+        request: &Request<B>,
+        key_id: Option<KeyId>,
+    ) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        let mut event = AuditEvent::new(
+            now,
+            Outcome::Denied(rejection.reason()),
+            request.method(),
+            request.uri(),
+        );
+        event.key_id = key_id;
+        self.emit(event);
+        ResponseFuture::rejected(self.respond(&rejection))
+    }
+
+    /// The store lookup, bounded by the store timeout when a tokio runtime is running.
+    fn lookup(&self, id: KeyId) -> LookupFuture {
+        let store = self.store.clone();
+        #[cfg(feature = "tokio")]
+        if let Some(limit) = self.store_timeout
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            return Box::pin(async move {
+                match tokio::time::timeout(limit, store.find(&id)).await {
+                    Ok(found) => found,
+                    Err(_elapsed) => Err(StoreError::Timeout(limit)),
+                }
+            });
+        }
+        Box::pin(async move { store.find(&id).await })
+    }
+
+    /// Everything after the lookup: verify, confine to the space, record, decide.
+    fn decide<B>(
+        &self,
+        found: Result<Option<StoredKey>, StoreError>,
+        pending: &PendingKey,
+        request: &Request<B>,
+    ) -> Result<Verified, Box<(Rejection, AuditEvent)>> {
+        let deny = |rejection: Rejection, identity: Option<Identity>, target: Option<String>| {
+            let mut event = AuditEvent::new(
+                pending.now,
+                Outcome::Denied(rejection.reason()),
+                request.method(),
+                request.uri(),
+            );
+            event.key_id = Some(pending.id);
+            event.identity = identity;
+            event.target_space = target;
+            Box::new((rejection, event))
+        };
+        let stored = match found {
+            Ok(Some(stored)) => stored,
+            // `NotFound` from a lookup is a store's way of saying "no such key".
+            Ok(None) | Err(StoreError::NotFound) => {
+                return Err(deny(Rejection::Invalid(InvalidKey::Unknown), None, None));
+            }
+            Err(error) => return Err(deny(Rejection::Unavailable(error), None, None)),
+        };
+        let verified = match verify(&stored, &pending.hash, pending.now) {
+            Ok(verified) => verified,
+            Err(invalid) => {
+                return Err(deny(
+                    Rejection::Invalid(invalid),
+                    Some(stored.identity),
+                    None,
+                ));
+            }
+        };
+        if let (Some(bound), Some(resolver)) = (verified.identity.space(), &self.space) {
+            let target = match resolver.resolve(request.uri(), request.headers()) {
+                Target::None => None,
+                Target::Space(space) if space == bound => None,
+                Target::Space(space) => Some(space.into_owned()),
+                Target::Unreadable => Some(String::new()),
+            };
+            if let Some(target) = target {
+                let rejection = Rejection::Forbidden(Insufficient::Space);
+                return Err(deny(rejection, Some(verified.identity), Some(target)));
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Records a successful use: audit event and last-used data.
+    fn allow<B>(&self, verified: &Verified, pending: &PendingKey, request: &Request<B>) {
+        let outcome = if verified.by_previous_secret {
+            Outcome::AllowedByPreviousSecret
+        } else {
+            Outcome::Allowed
+        };
+        let mut event = AuditEvent::new(pending.now, outcome, request.method(), request.uri());
+        event.key_id = Some(pending.id);
+        event.identity = Some(verified.identity.clone());
+        self.emit(event);
+        if let Some(usage) = &self.usage {
+            usage.record(pending.id, pending.now);
+            #[cfg(feature = "tokio")]
+            usage.start_flusher();
+        }
     }
 }
 
@@ -314,8 +606,17 @@ type LookupFuture = Pin<Box<dyn Future<Output = Result<Option<StoredKey>, StoreE
 struct Pending<S, B> {
     inner: S,
     request: Request<B>,
+    id: KeyId,
     hash: KeyHash,
+    now: SystemTime,
     shared: Arc<Shared>,
+}
+
+/// The facts about the presented key that the decision needs.
+struct PendingKey {
+    id: KeyId,
+    hash: KeyHash,
+    now: SystemTime,
 }
 
 pin_project! {
@@ -353,13 +654,13 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    fn inner(future: S::Future) -> Self {
+    pub(crate) fn inner(future: S::Future) -> Self {
         Self {
             state: State::Inner { future },
         }
     }
 
-    fn rejected(response: Response<Bytes>) -> Self {
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
                 response: Some(response),
@@ -380,29 +681,38 @@ where
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
                 StateProj::Lookup { lookup, pending } => {
-                    let found = ready!(lookup.as_mut().poll(cx));
+                    // A panicking store fails this request closed, like a store error,
+                    // and leaves the service able to serve the next one.
+                    let found = match catch_unwind(AssertUnwindSafe(|| lookup.as_mut().poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(found)) => found,
+                        Err(_panic) => Err(StoreError::backend("the key store panicked")),
+                    };
                     let Pending {
                         mut inner,
                         mut request,
+                        id,
                         hash,
+                        now,
                         shared,
                     } = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let decision = match found {
-                        Ok(stored) => {
-                            verify(stored, &hash, shared.clock.now()).map_err(Rejection::Invalid)
-                        }
-                        Err(error) => Err(Rejection::Unavailable(error)),
-                    };
-                    match decision {
-                        Ok(identity) => {
-                            request.extensions_mut().insert::<Identity>(identity);
+                    let key = PendingKey { id, hash, now };
+                    match shared.decide(found, &key, &request) {
+                        Ok(verified) => {
+                            shared.allow(&verified, &key, &request);
+                            let extensions = request.extensions_mut();
+                            extensions.insert::<Identity>(verified.identity);
+                            extensions.insert(LayerContext(shared.clone()));
                             let future = inner.call(request);
                             this.state.set(State::Inner { future });
                         }
-                        Err(rejection) => {
+                        Err(denial) => {
+                            let (rejection, event) = *denial;
+                            shared.emit(event);
                             let response = shared.respond(&rejection).map(ResBody::from);
+                            this.state.set(State::Rejected { response: None });
                             return Poll::Ready(Ok(response));
                         }
                     }

@@ -63,6 +63,7 @@
 #![warn(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod audit;
 mod clock;
 mod error;
 #[cfg(feature = "axum")]
@@ -72,23 +73,33 @@ mod hash;
 mod identity;
 mod key;
 mod layer;
+mod record;
 mod reject;
+mod scope;
 mod source;
+mod space;
 mod store;
+mod usage;
 mod verify;
 
+pub use audit::{AuditEvent, AuditSink, AuditStats, NoAudit, Outcome, Reason, TracingSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ConfigError;
 #[cfg(feature = "axum")]
-pub use extract::MissingIdentity;
+pub use extract::{IdentityRejection, RequireScope, ScopeName};
 pub use generate::{GenerateError, KeyGenerator};
 pub use hash::{InvalidKeyHash, KeyHash, KeyHasher, MIN_PEPPER_LEN};
 pub use identity::{Identity, InvalidScope, Scopes};
 pub use key::{ApiKey, InvalidKeyId, KeyFormat, KeyId, MalformedKey};
-pub use layer::{ApiKeyLayer, ApiKeyService, ResponseFuture};
-pub use reject::{InvalidKey, Rejection};
+pub use layer::{ApiKeyLayer, ApiKeyService, DEFAULT_STORE_TIMEOUT, LayerStats, ResponseFuture};
+pub use record::KeyRecord;
+pub use reject::{Insufficient, InvalidKey, Rejection};
+pub use scope::{RequireScopeLayer, RequireScopeService};
 pub use source::KeySource;
-pub use store::{KeyStore, MemoryStore, StoreError, StoredKey};
+pub use space::SpaceResolver;
+pub use store::{
+    KeyStore, KeyStoreWrite, MemoryStore, PreviousSecret, StoreError, StoredKey, UsageUpdate,
+};
 
 /// The README's examples, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]

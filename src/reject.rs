@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
+use crate::audit::Reason;
 use crate::error::ConfigError;
 use crate::key::MalformedKey;
 use crate::store::StoreError;
@@ -26,8 +27,20 @@ pub enum Rejection {
     Invalid(InvalidKey),
     /// More than one credential (a repeated header, or two sources): 400 `invalid_request`.
     Ambiguous,
+    /// A valid key that does not grant this request: 403 `insufficient_scope`.
+    Forbidden(Insufficient),
     /// The store failed or timed out: 503 with `Retry-After`.
     Unavailable(StoreError),
+}
+
+/// What a valid key lacks for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Insufficient {
+    /// The key is bound to another space than the one the request targets.
+    Space,
+    /// The key lacks this scope.
+    Scope(String),
 }
 
 impl Rejection {
@@ -36,7 +49,25 @@ impl Rejection {
         match self {
             Self::Missing | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
             Self::Ambiguous => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The audit reason: as precise as the layer knows it.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Missing => Reason::Missing,
+            Self::Ambiguous => Reason::Ambiguous,
+            Self::Invalid(InvalidKey::Malformed(malformed)) => Reason::Malformed(*malformed),
+            Self::Invalid(InvalidKey::Unknown) => Reason::Unknown,
+            Self::Invalid(InvalidKey::WrongSecret) => Reason::WrongSecret,
+            Self::Invalid(InvalidKey::Revoked) => Reason::Revoked,
+            Self::Invalid(InvalidKey::Expired) => Reason::Expired,
+            Self::Forbidden(Insufficient::Space) => Reason::WrongSpace,
+            Self::Forbidden(Insufficient::Scope(scope)) => Reason::MissingScope(scope.clone()),
+            Self::Unavailable(StoreError::Timeout(_)) => Reason::StoreTimeout,
+            Self::Unavailable(_) => Reason::StoreError,
         }
     }
 }
@@ -47,6 +78,12 @@ impl fmt::Display for Rejection {
             Self::Missing => f.write_str("no API key was presented"),
             Self::Invalid(reason) => write!(f, "invalid API key: {reason}"),
             Self::Ambiguous => f.write_str("more than one API key was presented"),
+            Self::Forbidden(Insufficient::Space) => {
+                f.write_str("the API key is bound to another space")
+            }
+            Self::Forbidden(Insufficient::Scope(scope)) => {
+                write!(f, "the API key lacks scope {scope}")
+            }
             Self::Unavailable(_) => f.write_str("the key store is unavailable"),
         }
     }
@@ -95,16 +132,19 @@ pub(crate) struct Responder {
     missing: HeaderValue,
     invalid: HeaderValue,
     ambiguous: HeaderValue,
+    insufficient: HeaderValue,
     retry_after: HeaderValue,
     hook: Option<RejectionHook>,
 }
 
 const BODY_MISSING: &str =
-    r#"{"error":"missing_credentials","error_description":"an API key is required"}"#;
+    r#"{"error":"unauthorized","error_description":"an API key is required"}"#;
 const BODY_INVALID: &str =
     r#"{"error":"invalid_token","error_description":"the API key is invalid, expired or revoked"}"#;
 const BODY_AMBIGUOUS: &str =
     r#"{"error":"invalid_request","error_description":"send exactly one API key"}"#;
+const BODY_WRONG_SPACE: &str =
+    r#"{"error":"insufficient_scope","error_description":"the API key is bound to another space"}"#;
 const BODY_UNAVAILABLE: &str = r#"{"error":"temporarily_unavailable","error_description":"authentication is temporarily unavailable; retry later"}"#;
 
 /// The realm used when none is configured.
@@ -117,6 +157,7 @@ impl Responder {
             missing: HeaderValue::from_static(""),
             invalid: HeaderValue::from_static(""),
             ambiguous: HeaderValue::from_static(""),
+            insufficient: HeaderValue::from_static(""),
             retry_after: HeaderValue::from_static("1"),
             hook: None,
         };
@@ -143,7 +184,9 @@ impl Responder {
         let missing = challenge("")?;
         let invalid = challenge("invalid_token")?;
         let ambiguous = challenge("invalid_request")?;
+        let insufficient = challenge("insufficient_scope")?;
         self.realm = realm.into();
+        self.insufficient = insufficient;
         self.missing = missing;
         self.invalid = invalid;
         self.ambiguous = ambiguous;
@@ -152,7 +195,9 @@ impl Responder {
 
     pub(crate) fn set_retry_after(&mut self, after: Duration) {
         // Retry-After takes whole seconds; round up so clients never retry early.
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        let secs = after
+            .as_secs()
+            .saturating_add(u64::from(after.subsec_nanos() > 0));
         self.retry_after = HeaderValue::from(secs.max(1));
     }
 
@@ -163,18 +208,33 @@ impl Responder {
     /// The response for `rejection`.
     pub(crate) fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
         let (challenge, body) = match rejection {
-            Rejection::Missing => (Some(&self.missing), BODY_MISSING),
-            Rejection::Invalid(_) => (Some(&self.invalid), BODY_INVALID),
-            Rejection::Ambiguous => (Some(&self.ambiguous), BODY_AMBIGUOUS),
-            Rejection::Unavailable(_) => (None, BODY_UNAVAILABLE),
+            Rejection::Missing => (Some(self.missing.clone()), BODY_MISSING.into()),
+            Rejection::Invalid(_) => (Some(self.invalid.clone()), BODY_INVALID.into()),
+            Rejection::Ambiguous => (Some(self.ambiguous.clone()), BODY_AMBIGUOUS.into()),
+            Rejection::Forbidden(Insufficient::Space) => {
+                (Some(self.insufficient.clone()), BODY_WRONG_SPACE.into())
+            }
+            Rejection::Forbidden(Insufficient::Scope(scope)) => {
+                // Scope tokens exclude `"`, `\` and controls (see `Scopes`), so they need no
+                // escaping in the quoted-string or the JSON string.
+                let challenge = format!(
+                    r#"Bearer realm="{}", error="insufficient_scope", scope="{scope}""#,
+                    self.realm
+                );
+                let body = format!(
+                    r#"{{"error":"insufficient_scope","error_description":"the API key lacks a required scope","scope":"{scope}"}}"#
+                );
+                (HeaderValue::try_from(challenge).ok(), Bytes::from(body))
+            }
+            Rejection::Unavailable(_) => (None, BODY_UNAVAILABLE.into()),
         };
-        let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+        let mut response = Response::new(body);
         *response.status_mut() = rejection.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = challenge {
-            headers.insert(WWW_AUTHENTICATE, challenge.clone());
+            headers.insert(WWW_AUTHENTICATE, challenge);
         }
         if matches!(rejection, Rejection::Unavailable(_)) {
             headers.insert(RETRY_AFTER, self.retry_after.clone());
@@ -261,6 +321,23 @@ mod tests {
         let response = responder.respond(&Rejection::Unavailable(StoreError::Conflict));
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(header(&response, RETRY_AFTER), "2");
+    }
+
+    #[test]
+    fn missing_scope_is_named_in_challenge_and_body() {
+        let response = Responder::default().respond(&Rejection::Forbidden(Insufficient::Scope(
+            "keys:write".into(),
+        )));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            header(&response, WWW_AUTHENTICATE),
+            r#"Bearer realm="api", error="insufficient_scope", scope="keys:write""#
+        );
+        assert!(
+            std::str::from_utf8(response.body())
+                .unwrap()
+                .contains(r#""scope":"keys:write""#)
+        );
     }
 
     #[test]

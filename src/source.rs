@@ -104,13 +104,22 @@ fn trim(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
 }
 
-/// A credential found in a request, not yet checked.
-#[derive(Debug)]
+/// A credential found in a request, not yet checked. `Debug` is redacted: the token is
+/// the secret.
 pub(crate) struct Presented<'a> {
     /// The raw token bytes; not necessarily UTF-8.
     pub(crate) token: &'a [u8],
     /// The source it came from.
     pub(crate) source: &'a KeySource,
+}
+
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presented")
+            .field("token", &"<redacted>")
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 /// More than one credential was present.

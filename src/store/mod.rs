@@ -1,6 +1,7 @@
-//! The [`KeyStore`] trait, the [`StoredKey`] it returns, and [`StoreError`].
+//! The store traits: [`KeyStore`] (the read on the hot path) and [`KeyStoreWrite`] (what
+//! [`KeyManager`](crate::KeyManager) needs), with [`StoredKey`] and [`StoreError`].
 //!
-//! Implement [`KeyStore`] for your own database, or use [`MemoryStore`].
+//! Implement them for your own database, or use [`MemoryStore`].
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use crate::hash::KeyHash;
 use crate::identity::Identity;
 use crate::key::KeyId;
+use crate::record::KeyRecord;
 
 mod memory;
 
@@ -79,6 +81,17 @@ pub struct StoredKey {
     pub revoked: bool,
     /// When the key stops working, if ever.
     pub expires_at: Option<SystemTime>,
+    /// The secret replaced by the last regeneration, while its grace period lasts.
+    pub previous: Option<PreviousSecret>,
+}
+
+/// A replaced secret that stays valid until a deadline, so clients can roll over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// The hash of the replaced key.
+    pub hash: KeyHash,
+    /// The first instant at which the replaced key no longer works.
+    pub valid_until: SystemTime,
 }
 
 impl StoredKey {
@@ -89,6 +102,7 @@ impl StoredKey {
             identity,
             revoked: false,
             expires_at: None,
+            previous: None,
         }
     }
 
@@ -104,10 +118,132 @@ impl StoredKey {
         self
     }
 
+    /// Keeps a replaced secret valid until its deadline.
+    pub fn with_previous(mut self, previous: PreviousSecret) -> Self {
+        self.previous = Some(previous);
+        self
+    }
+
     /// The key's id (from its identity).
     pub fn id(&self) -> KeyId {
         self.identity.key_id()
     }
+}
+
+/// The writes behind the key lifecycle: create, list, regenerate, revoke, and usage.
+///
+/// [`KeyManager`](crate::KeyManager) drives these; the layer only ever calls
+/// [`KeyStore::find`]. There are no default methods: each write decides what a key can do,
+/// so each store must implement it deliberately.
+///
+/// Every write that changes what a key can do (`replace_secret`, `revoke`) must be visible
+/// to the next [`KeyStore::find`] on this store once it returns, so that a regenerated or
+/// revoked key fails on the next request.
+#[async_trait]
+pub trait KeyStoreWrite: KeyStore {
+    /// Adds a new key with its hash.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when a key with the same id exists; the existing key is
+    /// left as it was. [`StoreError::Backend`] when the backend fails.
+    async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError>;
+
+    /// The record of one key, revoked or not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Every key of `user`, including revoked ones, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Every key bound to `space`, including revoked ones, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Gives key `id` a new secret: its hash becomes `hash`, its preview `preview`, and the
+    /// old hash is kept as `previous` (for a grace period) or dropped (`None`).
+    ///
+    /// Revocation is not undone: a revoked key stays revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when no such key exists.
+    async fn replace_secret(
+        &self,
+        id: &KeyId,
+        hash: KeyHash,
+        preview: &str,
+        previous: Option<PreviousSecret>,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes key `id` at `at`, permanently. Revoking a revoked key keeps the first time.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when no such key exists.
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError>;
+
+    /// Adds coalesced usage: for each update, `last_used_at` becomes the later of the
+    /// stored and the given time, and the use count grows by `count`. Unknown ids are
+    /// skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails; the caller keeps the batch and
+    /// retries it with the next flush.
+    async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<S: KeyStoreWrite + ?Sized> KeyStoreWrite for Arc<S> {
+    async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
+        (**self).insert(record, hash).await
+    }
+    async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).record(id).await
+    }
+    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list_by_user(user).await
+    }
+    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list_by_space(space).await
+    }
+    async fn replace_secret(
+        &self,
+        id: &KeyId,
+        hash: KeyHash,
+        preview: &str,
+        previous: Option<PreviousSecret>,
+    ) -> Result<(), StoreError> {
+        (**self).replace_secret(id, hash, preview, previous).await
+    }
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
+        (**self).revoke(id, at).await
+    }
+    async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
+        (**self).record_usage(updates).await
+    }
+}
+
+/// Usage of one key since the last flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageUpdate {
+    /// The key.
+    pub id: KeyId,
+    /// The latest successful use in this batch.
+    pub last_used_at: SystemTime,
+    /// How many successful uses this batch adds.
+    pub count: u64,
 }
 
 /// A key store could not do what was asked.

@@ -1,0 +1,432 @@
+//! Audit: an [`AuditEvent`] for every decision, delivered to an [`AuditSink`] off the
+//! request path.
+//!
+//! The layer hands each event to a bounded queue and returns at once. A worker thread
+//! drains the queue into the sink, so a slow, blocking or panicking sink never slows or
+//! fails a request: when the queue is full, events are dropped and counted
+//! ([`AuditStats::dropped`]).
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, SystemTime};
+
+use http::{Method, Uri};
+
+use crate::identity::Identity;
+use crate::key::{KeyId, MalformedKey};
+
+/// One authentication decision.
+///
+/// Events never hold a secret: only the non-secret key id, the identity it belongs to,
+/// and the request's method and path (without its query string, which may carry
+/// credentials of other kinds).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// When the decision was made, by the layer's clock.
+    pub at: SystemTime,
+    /// What was decided, with the precise reason for a denial.
+    pub outcome: Outcome,
+    /// The presented key's id, once the key was well-formed.
+    pub key_id: Option<KeyId>,
+    /// The identity the key id belongs to, when the store knew it. For a denial this names
+    /// the key's owner, not a caller who proved to be them.
+    pub identity: Option<Identity>,
+    /// The space the request targeted, when a space resolver named one.
+    pub target_space: Option<String>,
+    /// The request method.
+    pub method: Method,
+    uri: Uri,
+}
+
+impl AuditEvent {
+    pub(crate) fn new(at: SystemTime, outcome: Outcome, method: &Method, uri: &Uri) -> Self {
+        Self {
+            at,
+            outcome,
+            key_id: None,
+            identity: None,
+            target_space: None,
+            method: method.clone(),
+            uri: uri.clone(),
+        }
+    }
+
+    /// The request path, without the query string.
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The user the key belongs to, when known.
+    pub fn user(&self) -> Option<&str> {
+        self.identity.as_ref().map(Identity::user)
+    }
+
+    /// The space the key is bound to, when known and bound.
+    pub fn space(&self) -> Option<&str> {
+        self.identity.as_ref().and_then(Identity::space)
+    }
+}
+
+impl fmt::Debug for AuditEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditEvent")
+            .field("at", &self.at)
+            .field("outcome", &self.outcome)
+            .field("key_id", &self.key_id)
+            .field("user", &self.user())
+            .field("space", &self.space())
+            .field("target_space", &self.target_space)
+            .field("method", &self.method)
+            .field("path", &self.path())
+            .finish()
+    }
+}
+
+/// What the layer decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A valid key; the request went on.
+    Allowed,
+    /// The replaced secret of a regenerated key, inside its grace period; the request
+    /// went on. Watch these to see who still has to roll over.
+    AllowedByPreviousSecret,
+    /// No credential, and the layer admits anonymous callers; the request went on.
+    Anonymous,
+    /// A CORS preflight let through without a key.
+    Preflight,
+    /// The request was refused.
+    Denied(Reason),
+}
+
+impl Outcome {
+    /// Whether the request went on to the inner service.
+    pub fn is_allowed(&self) -> bool {
+        !matches!(self, Self::Denied(_))
+    }
+}
+
+/// Why a request was refused: the precise reason the client is never told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// No credential.
+    Missing,
+    /// More than one credential.
+    Ambiguous,
+    /// The key failed the format check.
+    Malformed(MalformedKey),
+    /// No key has this id.
+    Unknown,
+    /// The id exists; the secret does not match.
+    WrongSecret,
+    /// The key is revoked.
+    Revoked,
+    /// The key has expired.
+    Expired,
+    /// The key is bound to another space than the request targets.
+    WrongSpace,
+    /// The key lacks the scope the route requires.
+    MissingScope(String),
+    /// The store failed.
+    StoreError,
+    /// The store did not answer in time.
+    StoreTimeout,
+}
+
+impl Reason {
+    /// A short, stable name for logs and metrics: `missing`, `wrong_secret`, …
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Ambiguous => "ambiguous",
+            Self::Malformed(_) => "malformed",
+            Self::Unknown => "unknown",
+            Self::WrongSecret => "wrong_secret",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::WrongSpace => "wrong_space",
+            Self::MissingScope(_) => "missing_scope",
+            Self::StoreError => "store_error",
+            Self::StoreTimeout => "store_timeout",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where audit events go. Called on the audit worker thread, never on a request's path.
+///
+/// A sink may block or fail; the layer only loses events (counted) when the sink falls so
+/// far behind that the queue fills. A sink that panics loses the event it panicked on and
+/// keeps receiving the next ones.
+pub trait AuditSink: Send + Sync + 'static {
+    /// Records one event.
+    fn record(&self, event: &AuditEvent);
+}
+
+/// The default sink: one `tracing` event per decision, with target `keygate::audit`.
+///
+/// Denials are logged at `INFO`, allowed requests at `DEBUG`, so a production filter at
+/// `INFO` keeps the trail of failures without one line per request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingSink;
+
+impl AuditSink for TracingSink {
+    fn record(&self, event: &AuditEvent) {
+        let key_id = event.key_id.as_ref().map(KeyId::as_str);
+        match &event.outcome {
+            Outcome::Denied(reason) => {
+                let scope = match reason {
+                    Reason::MissingScope(scope) => Some(scope.as_str()),
+                    _ => None,
+                };
+                tracing::info!(
+                    target: "keygate::audit",
+                    outcome = "denied",
+                    reason = reason.as_str(),
+                    scope,
+                    key_id,
+                    user = event.user(),
+                    space = event.space(),
+                    target_space = event.target_space.as_deref(),
+                    method = %event.method,
+                    path = event.path(),
+                    "request denied"
+                );
+            }
+            outcome => {
+                let outcome = match outcome {
+                    Outcome::AllowedByPreviousSecret => "allowed_by_previous_secret",
+                    Outcome::Anonymous => "anonymous",
+                    Outcome::Preflight => "preflight",
+                    _ => "allowed",
+                };
+                tracing::debug!(
+                    target: "keygate::audit",
+                    outcome,
+                    key_id,
+                    user = event.user(),
+                    space = event.space(),
+                    method = %event.method,
+                    path = event.path(),
+                    "request allowed"
+                );
+            }
+        }
+    }
+}
+
+/// A sink that discards events: for services that want no audit trail at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoAudit;
+
+impl AuditSink for NoAudit {
+    fn record(&self, _event: &AuditEvent) {}
+}
+
+/// Counters of the audit pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditStats {
+    /// Events dropped because the queue was full (or the worker could not start).
+    pub dropped: u64,
+    /// Events the sink panicked on.
+    pub sink_panics: u64,
+}
+
+/// Default queue capacity, in events.
+pub(crate) const DEFAULT_CAPACITY: usize = 8192;
+
+/// How often the worker wakes to drain the queue. Waking on a timer rather than on every
+/// event keeps the request path free of system calls.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The bounded queue in front of a sink, with its worker thread.
+pub(crate) struct AuditLog {
+    sink: Arc<dyn AuditSink>,
+    capacity: usize,
+    /// Started on the first event, so layers that never serve spawn no thread.
+    worker: OnceLock<Option<Worker>>,
+    counters: Arc<Counters>,
+}
+
+struct Worker {
+    queue: SyncSender<AuditEvent>,
+    thread: Thread,
+}
+
+#[derive(Default)]
+struct Counters {
+    dropped: AtomicU64,
+    sink_panics: AtomicU64,
+}
+
+impl AuditLog {
+    pub(crate) fn new(sink: Arc<dyn AuditSink>, capacity: usize) -> Self {
+        Self {
+            sink,
+            capacity: capacity.max(1),
+            worker: OnceLock::new(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Queues an event; never blocks.
+    pub(crate) fn emit(&self, event: AuditEvent) {
+        let Some(worker) = self.worker.get_or_init(|| self.spawn()) else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match worker.queue.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                // The worker may be asleep with a full queue; wake it early.
+                worker.thread.unpark();
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> AuditStats {
+        AuditStats {
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            sink_panics: self.counters.sink_panics.load(Ordering::Relaxed),
+        }
+    }
+
+    fn spawn(&self) -> Option<Worker> {
+        let (queue, events) = sync_channel(self.capacity);
+        let sink = self.sink.clone();
+        let counters = self.counters.clone();
+        let handle = thread::Builder::new()
+            .name("keygate-audit".into())
+            .spawn(move || drain(&events, &*sink, &counters))
+            .ok()?;
+        Some(Worker {
+            queue,
+            thread: handle.thread().clone(),
+        })
+    }
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("capacity", &self.capacity)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The worker loop: deliver everything queued, sleep, repeat; stop once every sender (the
+/// layer and its services) is gone.
+fn drain(events: &Receiver<AuditEvent>, sink: &dyn AuditSink, counters: &Counters) {
+    loop {
+        loop {
+            match events.try_recv() {
+                Ok(event) => {
+                    if catch_unwind(AssertUnwindSafe(|| sink.record(&event))).is_err() {
+                        counters.sink_panics.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        thread::park_timeout(DRAIN_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::mpsc::{Sender, channel};
+
+    use super::*;
+
+    struct ChannelSink(Mutex<Sender<Outcome>>);
+
+    impl AuditSink for ChannelSink {
+        fn record(&self, event: &AuditEvent) {
+            if event.outcome == Outcome::Denied(Reason::Revoked) {
+                panic!("sink failure");
+            }
+            let _ = self.0.lock().unwrap().send(event.outcome.clone());
+        }
+    }
+
+    fn event(outcome: Outcome) -> AuditEvent {
+        AuditEvent::new(
+            SystemTime::UNIX_EPOCH,
+            outcome,
+            &Method::GET,
+            &Uri::from_static("/x?k=v"),
+        )
+    }
+
+    #[test]
+    fn events_reach_the_sink_in_order() {
+        let (tx, rx) = channel();
+        let log = AuditLog::new(Arc::new(ChannelSink(Mutex::new(tx))), 16);
+        log.emit(event(Outcome::Allowed));
+        log.emit(event(Outcome::Denied(Reason::Unknown)));
+        let timeout = Duration::from_secs(5);
+        assert_eq!(rx.recv_timeout(timeout), Ok(Outcome::Allowed));
+        assert_eq!(
+            rx.recv_timeout(timeout),
+            Ok(Outcome::Denied(Reason::Unknown))
+        );
+    }
+
+    #[test]
+    fn a_panicking_sink_is_counted_and_keeps_receiving() {
+        let (tx, rx) = channel();
+        let log = AuditLog::new(Arc::new(ChannelSink(Mutex::new(tx))), 16);
+        log.emit(event(Outcome::Denied(Reason::Revoked)));
+        log.emit(event(Outcome::Allowed));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Ok(Outcome::Allowed)
+        );
+        assert_eq!(log.stats().sink_panics, 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        struct Blocked(Mutex<()>);
+        impl AuditSink for Blocked {
+            fn record(&self, _: &AuditEvent) {
+                drop(self.0.lock().unwrap());
+            }
+        }
+        let sink = Arc::new(Blocked(Mutex::new(())));
+        let guard = sink.0.lock().unwrap();
+        let log = AuditLog::new(sink.clone(), 4);
+        for _ in 0..100 {
+            log.emit(event(Outcome::Allowed));
+        }
+        // The worker holds at most one event in the sink and four in the queue.
+        assert!(log.stats().dropped >= 95, "{:?}", log.stats());
+        drop(guard);
+    }
+
+    #[test]
+    fn debug_shows_the_path_but_not_the_query() {
+        let debug = format!("{:?}", event(Outcome::Allowed));
+        assert!(debug.contains("\"/x\""));
+        assert!(!debug.contains("k=v"));
+    }
+}
