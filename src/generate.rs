@@ -46,15 +46,28 @@ impl KeyGenerator {
     pub fn generate(&self) -> Result<ApiKey, GenerateError> {
         let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(|_| GenerateError)?;
         let mut id = [0u8; KEY_ID_LEN];
-        let mut secret = zeroize::Zeroizing::new([0u8; SECRET_LEN]);
-        for (slot, byte) in id
-            .iter_mut()
-            .chain(secret.iter_mut())
-            .zip(Alphanumeric.sample_iter(&mut rng))
-        {
+        for (slot, byte) in id.iter_mut().zip(Alphanumeric.sample_iter(&mut rng)) {
             *slot = byte;
         }
-        Ok(self.format.assemble(&KeyId::from_alphanumeric(id), &secret))
+        Ok(self.with_secret(KeyId::from_alphanumeric(id), &mut rng))
+    }
+
+    /// Generates a new secret for an existing key id: what regeneration hands out.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError`] when the operating system cannot supply randomness.
+    pub fn generate_for(&self, id: KeyId) -> Result<ApiKey, GenerateError> {
+        let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(|_| GenerateError)?;
+        Ok(self.with_secret(id, &mut rng))
+    }
+
+    fn with_secret(&self, id: KeyId, rng: &mut StdRng) -> ApiKey {
+        let mut secret = zeroize::Zeroizing::new([0u8; SECRET_LEN]);
+        for (slot, byte) in secret.iter_mut().zip(Alphanumeric.sample_iter(rng)) {
+            *slot = byte;
+        }
+        self.format.assemble(&id, &secret)
     }
 }
 
@@ -83,6 +96,16 @@ mod tests {
         let ids: HashSet<_> = keys.iter().map(ApiKey::id).collect();
         assert_eq!(texts.len(), 1000);
         assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn generate_for_keeps_the_id_with_a_new_secret() {
+        let generator = KeyGenerator::default();
+        let first = generator.generate().unwrap();
+        let second = generator.generate_for(first.id()).unwrap();
+        assert_eq!(second.id(), first.id());
+        assert_ne!(second.expose_secret(), first.expose_secret());
+        assert!(generator.format().check(second.expose_secret()).is_ok());
     }
 
     #[test]
