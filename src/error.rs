@@ -24,6 +24,9 @@ pub enum ConfigError {
     /// A space path prefix starts and ends with `/` and names at least one segment.
     #[error("a space path prefix starts and ends with `/` and names a segment, like `/spaces/`")]
     InvalidSpacePrefix,
+    /// A scope is not a valid RFC 6750 scope token.
+    #[error("{0}")]
+    InvalidScope(String),
     /// A layer needs at least one place to read keys from.
     #[error("at least one key source is required")]
     NoSources,

@@ -19,7 +19,7 @@ use crate::audit::{self, AuditEvent, AuditLog, AuditSink, AuditStats, Outcome, T
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::hash::{KeyHash, KeyHasher};
-use crate::identity::{Identity, InvalidScope, Scopes};
+use crate::identity::{Identity, Scopes};
 use crate::key::{KeyFormat, KeyId};
 use crate::reject::{Insufficient, InvalidKey, Rejection, Responder};
 use crate::scope::RequireScopeLayer;
@@ -298,14 +298,14 @@ impl ApiKeyLayer {
     ///     .route("/keys", post(|| async { "created" }))
     ///     .route_layer(auth.require_scope("keys:write")?)
     ///     .layer(auth);
-    /// # Ok::<(), keygate::InvalidScope>(())
+    /// # Ok::<(), keygate::ConfigError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`InvalidScope`] when `scope` is not a valid scope token.
-    pub fn require_scope(&self, scope: &str) -> Result<RequireScopeLayer, InvalidScope> {
-        Scopes::new([scope])?;
+    /// [`ConfigError::InvalidScope`] when `scope` is not a valid scope token.
+    pub fn require_scope(&self, scope: &str) -> Result<RequireScopeLayer, ConfigError> {
+        Scopes::new([scope]).map_err(|error| ConfigError::InvalidScope(error.to_string()))?;
         Ok(RequireScopeLayer::new(scope, self.shared.clone()))
     }
 

@@ -1,0 +1,196 @@
+//! The quickstart's routes, kept apart from `main` so the integration tests drive the very
+//! same app (`tests/quickstart.rs` includes this file).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use keygate::{
+    ApiKeyLayer, ConfigError, Identity, KeyId, KeyManager, KeyRecord, KeySource, ManageError,
+    NewKey, Scopes, SpaceResolver,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The scope that `/keys` requires.
+pub const KEYS_WRITE: &str = "keys:write";
+
+/// The app and the layer guarding it (keep the layer to flush usage at shutdown).
+pub fn router(manager: KeyManager) -> Result<(Router, ApiKeyLayer), ConfigError> {
+    let auth = manager
+        .layer()
+        .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?
+        .with_space_resolver(SpaceResolver::path_prefix("/spaces/")?);
+    let keys = Router::new()
+        .route("/keys", post(create_key).get(list_keys))
+        .route("/keys/{id}/regenerate", post(regenerate_key))
+        .route("/keys/{id}", delete(revoke_key))
+        .route_layer(auth.require_scope(KEYS_WRITE)?);
+    let app = Router::new()
+        .merge(keys)
+        .route("/me", get(me))
+        .route("/spaces/{space}/items", get(space_items))
+        .layer(auth.clone())
+        .route("/health", get(health))
+        .with_state(manager);
+    Ok((app, auth))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn me(identity: Identity) -> Json<Value> {
+    Json(identity_json(&identity))
+}
+
+/// The layer has already refused keys bound to another space (403). A user-wide key
+/// reaches here: this demo has no membership table, so it lets the user in; a real app
+/// checks that the user belongs to `space` at this point.
+async fn space_items(identity: Identity, Path(space): Path<String>) -> Json<Value> {
+    Json(json!({
+        "space": space,
+        "items": ["first item", "second item"],
+        "read_by": identity.key_id().as_str(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct CreateKey {
+    name: String,
+    space: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// Seconds until the key expires.
+    expires_in: Option<u64>,
+}
+
+async fn create_key(
+    State(manager): State<KeyManager>,
+    caller: Identity,
+    Json(body): Json<CreateKey>,
+) -> Result<Response, ApiError> {
+    let scopes = Scopes::new(&body.scopes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut new = NewKey::new(caller.user(), body.name).with_scopes(scopes);
+    if let Some(space) = body.space {
+        new = new.with_space(space);
+    }
+    if let Some(seconds) = body.expires_in {
+        new = new.expires_in(Duration::from_secs(seconds));
+    }
+    let created = manager.create_as(&caller, new).await?;
+    Ok(created_json(created.key.expose_secret(), &created.record))
+}
+
+async fn list_keys(
+    State(manager): State<KeyManager>,
+    caller: Identity,
+) -> Result<Json<Value>, ApiError> {
+    let records = manager.list_as(&caller).await?;
+    Ok(Json(json!({
+        "keys": records.iter().map(record_json).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+struct Regenerate {
+    /// Seconds the old key keeps working; absent means it dies at once.
+    grace: Option<u64>,
+}
+
+async fn regenerate_key(
+    State(manager): State<KeyManager>,
+    caller: Identity,
+    Path(id): Path<String>,
+    body: Option<Json<Regenerate>>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let grace = body.unwrap_or_default().0.grace.map(Duration::from_secs);
+    let created = manager.regenerate_as(&caller, &id, grace).await?;
+    Ok(created_json(created.key.expose_secret(), &created.record))
+}
+
+async fn revoke_key(
+    State(manager): State<KeyManager>,
+    caller: Identity,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    manager.revoke_as(&caller, &parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse_id(id: &str) -> Result<KeyId, ApiError> {
+    // A malformed id cannot name any key: answer as for an unknown one.
+    KeyId::parse(id).map_err(|_| ApiError::from(ManageError::NotFound))
+}
+
+fn created_json(key: &str, record: &KeyRecord) -> Response {
+    let body = json!({
+        "key": key,
+        "note": "this is the only time the key is shown; store it now",
+        "record": record_json(record),
+    });
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+fn identity_json(identity: &Identity) -> Value {
+    json!({
+        "key_id": identity.key_id().as_str(),
+        "user": identity.user(),
+        "space": identity.space(),
+        "scopes": identity.scopes().iter().collect::<Vec<_>>(),
+        "name": identity.name(),
+    })
+}
+
+fn record_json(record: &KeyRecord) -> Value {
+    let identity = &record.identity;
+    json!({
+        "id": identity.key_id().as_str(),
+        "name": identity.name(),
+        "preview": record.preview,
+        "user": identity.user(),
+        "space": identity.space(),
+        "scopes": identity.scopes().iter().collect::<Vec<_>>(),
+        "created_at": unix(Some(record.created_at)),
+        "expires_at": unix(record.expires_at),
+        "revoked_at": unix(record.revoked_at),
+        "last_used_at": unix(record.last_used_at),
+        "use_count": record.use_count,
+    })
+}
+
+fn unix(at: Option<SystemTime>) -> Option<u64> {
+    at.map(|at| at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// Errors of the key endpoints, as JSON.
+struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(message: String) -> Self {
+        Self(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<ManageError> for ApiError {
+    fn from(error: ManageError) -> Self {
+        let status = match &error {
+            ManageError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ManageError::NotFound => StatusCode::NOT_FOUND,
+            ManageError::Revoked | ManageError::Expired => StatusCode::CONFLICT,
+            ManageError::ScopeEscalation(_) | ManageError::SpaceEscalation => StatusCode::FORBIDDEN,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self(status, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
