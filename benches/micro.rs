@@ -30,11 +30,11 @@ fn micro(c: &mut Criterion) {
         let other = generator.generate().unwrap();
         let identity = Identity::new(other.id(), "user");
         store
-            .insert(StoredKey::new(sha.hash(&other), identity))
+            .insert_key(StoredKey::new(sha.hash(&other), identity))
             .unwrap();
     }
     store
-        .insert(StoredKey::new(
+        .insert_key(StoredKey::new(
             sha.hash(&key),
             Identity::new(key.id(), "user"),
         ))

@@ -18,7 +18,7 @@
 //! let store = MemoryStore::new();
 //! let key = KeyGenerator::default().generate()?;
 //! let hash = KeyHasher::sha256().hash(&key);
-//! store.insert(StoredKey::new(hash, Identity::new(key.id(), "alice")))?;
+//! store.insert_key(StoredKey::new(hash, Identity::new(key.id(), "alice")))?;
 //!
 //! async fn me(identity: Identity) -> String {
 //!     format!("hello, {}", identity.user())

@@ -25,7 +25,7 @@ use crate::record::KeyRecord;
 /// let store = MemoryStore::new();
 /// let key = KeyGenerator::default().generate()?;
 /// let hash = KeyHasher::sha256().hash(&key);
-/// store.insert(StoredKey::new(hash, Identity::new(key.id(), "user-1")))?;
+/// store.insert_key(StoredKey::new(hash, Identity::new(key.id(), "user-1")))?;
 /// assert_eq!(store.len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -80,13 +80,14 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Adds a key.
+    /// Adds a key directly, without a listing record: for provisioning keys whose hashes
+    /// you already hold. [`KeyManager`](crate::KeyManager) adds keys with records.
     ///
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when a key with the same id is already present; the
     /// existing key is left as it was.
-    pub fn insert(&self, key: StoredKey) -> Result<(), StoreError> {
+    pub fn insert_key(&self, key: StoredKey) -> Result<(), StoreError> {
         self.insert_slot(Slot { key, meta: None })
     }
 
@@ -239,8 +240,8 @@ mod tests {
     #[test]
     fn insert_of_an_existing_id_is_a_conflict_and_keeps_the_original() {
         let store = MemoryStore::new();
-        store.insert(stored("AAAAAAAAAAAAAAAA", "u1")).unwrap();
-        let second = store.insert(stored("AAAAAAAAAAAAAAAA", "u2"));
+        store.insert_key(stored("AAAAAAAAAAAAAAAA", "u1")).unwrap();
+        let second = store.insert_key(stored("AAAAAAAAAAAAAAAA", "u2"));
         assert!(matches!(second, Err(StoreError::Conflict)));
         let id = KeyId::parse("AAAAAAAAAAAAAAAA").unwrap();
         assert_eq!(store.get(&id).unwrap().identity.user(), "u1");
@@ -258,7 +259,7 @@ mod tests {
     #[tokio::test]
     async fn find_returns_the_stored_key_or_none() {
         let store = MemoryStore::new();
-        store.insert(stored("AAAAAAAAAAAAAAAA", "u1")).unwrap();
+        store.insert_key(stored("AAAAAAAAAAAAAAAA", "u1")).unwrap();
         let known = KeyId::parse("AAAAAAAAAAAAAAAA").unwrap();
         let unknown = KeyId::parse("BBBBBBBBBBBBBBBB").unwrap();
         assert_eq!(
@@ -272,7 +273,7 @@ mod tests {
     fn clones_share_keys() {
         let store = MemoryStore::new();
         let clone = store.clone();
-        store.insert(stored("AAAAAAAAAAAAAAAA", "u1")).unwrap();
+        store.insert_key(stored("AAAAAAAAAAAAAAAA", "u1")).unwrap();
         assert_eq!(clone.len(), 1);
     }
 }

@@ -111,7 +111,7 @@ pub fn issue(store: &MemoryStore, user: &str, shape: impl FnOnce(Identity) -> Id
     let key = KeyGenerator::default().generate().unwrap();
     let hash = KeyHasher::sha256().hash(&key);
     let identity = shape(Identity::new(key.id(), user));
-    store.insert(StoredKey::new(hash, identity)).unwrap();
+    store.insert_key(StoredKey::new(hash, identity)).unwrap();
     key
 }
 

@@ -1,0 +1,299 @@
+//! The key lifecycle, spaces and scopes, through the quickstart app itself over HTTP.
+
+#[path = "../examples/quickstart/app.rs"]
+mod app;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use keygate::{KeyFormat, KeyManager, ManualClock, MemoryStore, NewKey, Scopes};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Demo {
+    app: Router,
+    clock: ManualClock,
+    admin: String,
+}
+
+async fn demo() -> Demo {
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let manager = KeyManager::new(MemoryStore::new())
+        .with_format(KeyFormat::with_prefix("kg_live").unwrap())
+        .with_clock(clock.clone());
+    let admin = manager
+        .create(NewKey::new("admin", "admin").with_scopes(Scopes::new([app::KEYS_WRITE]).unwrap()))
+        .await
+        .unwrap();
+    let (app, _auth) = app::router(manager).unwrap();
+    Demo {
+        app,
+        clock,
+        admin: admin.key.expose_secret().to_owned(),
+    }
+}
+
+impl Demo {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-api-key", key);
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, key: &str) -> StatusCode {
+        self.call(Method::GET, path, key, None).await.0
+    }
+
+    /// Creates a key as `creator`; returns (plaintext, id).
+    async fn create(&self, creator: &str, body: Value) -> (String, String) {
+        let (status, created) = self.call(Method::POST, "/keys", creator, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let key = created["key"].as_str().unwrap().to_owned();
+        let id = created["record"]["id"].as_str().unwrap().to_owned();
+        (key, id)
+    }
+
+    async fn regenerate(&self, id: &str, body: Option<Value>) -> String {
+        let path = format!("/keys/{id}/regenerate");
+        let (status, created) = self.call(Method::POST, &path, &self.admin, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["key"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn created_key_is_returned_once_and_works() {
+    let demo = demo().await;
+    let (key, _) = demo.create(&demo.admin, json!({"name": "ci"})).await;
+    assert!(key.starts_with("kg_live_"));
+    assert_eq!(demo.get("/me", &key).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn listing_shows_previews_and_never_a_secret() {
+    let demo = demo().await;
+    let (key, id) = demo.create(&demo.admin, json!({"name": "ci"})).await;
+    let (status, listing) = demo.call(Method::GET, "/keys", &demo.admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = listing.to_string();
+    assert!(!text.contains(&key));
+    assert!(!text.contains(&demo.admin));
+    assert!(
+        !text.contains(&key[20..]),
+        "a fragment of the secret leaked"
+    );
+    let listed = listing["keys"].as_array().unwrap();
+    let entry = listed.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert_eq!(entry["name"], "ci");
+    assert_eq!(
+        entry["preview"],
+        format!("kg_live_...{}", &key[key.len() - 4..])
+    );
+    for field in ["created_at", "expires_at", "last_used_at"] {
+        assert!(entry.get(field).is_some(), "{field} missing");
+    }
+}
+
+#[tokio::test]
+async fn regenerate_kills_the_old_key_on_the_next_request() {
+    let demo = demo().await;
+    let (old, id) = demo.create(&demo.admin, json!({"name": "rotating"})).await;
+    let new = demo.regenerate(&id, None).await;
+    assert_eq!(demo.get("/me", &old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(demo.get("/me", &new).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn regenerate_keeps_name_space_and_id() {
+    let demo = demo().await;
+    let (_, id) = demo
+        .create(&demo.admin, json!({"name": "kept", "space": "s1"}))
+        .await;
+    let new = demo.regenerate(&id, None).await;
+    let (_, me) = demo.call(Method::GET, "/me", &new, None).await;
+    assert_eq!(me["key_id"], id.as_str());
+    assert_eq!(me["name"], "kept");
+    assert_eq!(me["space"], "s1");
+}
+
+#[tokio::test]
+async fn grace_period_keeps_the_old_key_until_the_deadline() {
+    let demo = demo().await;
+    let (old, id) = demo.create(&demo.admin, json!({"name": "rolling"})).await;
+    demo.regenerate(&id, Some(json!({"grace": 300}))).await;
+    assert_eq!(demo.get("/me", &old).await, StatusCode::OK);
+    demo.clock.advance(Duration::from_secs(299));
+    assert_eq!(demo.get("/me", &old).await, StatusCode::OK);
+    demo.clock.advance(Duration::from_secs(1));
+    assert_eq!(demo.get("/me", &old).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn revoked_key_gets_401_at_once() {
+    let demo = demo().await;
+    let (key, id) = demo.create(&demo.admin, json!({"name": "doomed"})).await;
+    assert_eq!(demo.get("/me", &key).await, StatusCode::OK);
+    let (status, _) = demo
+        .call(Method::DELETE, &format!("/keys/{id}"), &demo.admin, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(demo.get("/me", &key).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn revoke_of_another_users_key_is_not_found() {
+    let demo = demo().await;
+    let (status, _) = demo
+        .call(Method::DELETE, "/keys/AAAAAAAAAAAAAAAA", &demo.admin, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn key_expires_after_expires_in_by_the_injected_clock() {
+    let demo = demo().await;
+    let (key, _) = demo
+        .create(&demo.admin, json!({"name": "short", "expires_in": 60}))
+        .await;
+    demo.clock.advance(Duration::from_secs(59));
+    assert_eq!(demo.get("/me", &key).await, StatusCode::OK);
+    demo.clock.advance(Duration::from_secs(1));
+    assert_eq!(demo.get("/me", &key).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn space_key_opens_its_own_space() {
+    let demo = demo().await;
+    let (key, _) = demo
+        .create(&demo.admin, json!({"name": "one", "space": "one"}))
+        .await;
+    assert_eq!(demo.get("/spaces/one/items", &key).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn spaces_are_isolated_both_ways() {
+    let demo = demo().await;
+    let (one, _) = demo
+        .create(&demo.admin, json!({"name": "one", "space": "one"}))
+        .await;
+    let (two, _) = demo
+        .create(&demo.admin, json!({"name": "two", "space": "two"}))
+        .await;
+    assert_eq!(
+        demo.get("/spaces/two/items", &one).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        demo.get("/spaces/one/items", &two).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(demo.get("/spaces/two/items", &two).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn encoded_space_segment_cannot_escape_the_space() {
+    let demo = demo().await;
+    let (one, _) = demo
+        .create(&demo.admin, json!({"name": "one", "space": "one"}))
+        .await;
+    assert_eq!(
+        demo.get("/spaces/%74wo/items", &one).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        demo.get("//spaces/two/items", &one).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn user_wide_admin_key_reaches_every_space() {
+    let demo = demo().await;
+    assert_eq!(
+        demo.get("/spaces/one/items", &demo.admin).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        demo.get("/spaces/two/items", &demo.admin).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn missing_scope_gets_403_naming_the_scope() {
+    let demo = demo().await;
+    let (plain, _) = demo.create(&demo.admin, json!({"name": "no scopes"})).await;
+    let (status, body) = demo.call(Method::GET, "/keys", &plain, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["scope"], app::KEYS_WRITE);
+}
+
+#[tokio::test]
+async fn key_cannot_grant_a_scope_it_lacks() {
+    let demo = demo().await;
+    let body = json!({"name": "greedy", "scopes": ["keys:write", "billing:admin"]});
+    let (status, _) = demo
+        .call(Method::POST, "/keys", &demo.admin, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn space_key_cannot_mint_keys_for_another_space() {
+    let demo = demo().await;
+    let body = json!({"name": "space admin", "space": "one", "scopes": ["keys:write"]});
+    let (space_admin, _) = demo.create(&demo.admin, body).await;
+    let (status, _) = demo
+        .call(
+            Method::POST,
+            "/keys",
+            &space_admin,
+            Some(json!({"name": "x", "space": "two"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = demo
+        .call(
+            Method::POST,
+            "/keys",
+            &space_admin,
+            Some(json!({"name": "x", "space": "one"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn health_needs_no_key() {
+    let demo = demo().await;
+    let request = Request::get("/health").body(Body::empty()).unwrap();
+    let response = demo.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
