@@ -324,25 +324,22 @@ async fn last_used_is_flushed_in_the_background_at_the_interval() {
 
 #[tokio::test]
 async fn a_blocked_sink_neither_slows_nor_fails_requests() {
-    struct Blocked(Arc<Mutex<()>>);
+    /// Blocks on its first event until the test drops the sender.
+    struct Blocked(Mutex<Receiver<()>>);
     impl AuditSink for Blocked {
         fn record(&self, _event: &AuditEvent) {
-            drop(self.0.lock().unwrap());
+            let _ = self.0.lock().unwrap().recv();
         }
     }
-    let gate = Arc::new(Mutex::new(()));
-    let held = gate.lock().unwrap();
+    let (release, blocked) = channel::<()>();
     let fx = common::Fixture::new();
-    let layer = fx.layer().with_audit_sink(Blocked(gate.clone()), 4);
+    let layer = fx.layer().with_audit_sink(Blocked(Mutex::new(blocked)), 4);
     let header = [("x-api-key", fx.secret().as_bytes())];
     for _ in 0..50 {
-        assert_eq!(
-            send(fx.app(layer.clone()), &header).await.status,
-            StatusCode::OK
-        );
+        assert_eq!(send(fx.app(layer.clone()), &header).await.status, StatusCode::OK);
     }
     assert!(layer.stats().audit.dropped >= 45, "{:?}", layer.stats());
-    drop(held);
+    drop(release);
 }
 
 #[tokio::test]
