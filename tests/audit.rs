@@ -336,7 +336,10 @@ async fn a_blocked_sink_neither_slows_nor_fails_requests() {
     let layer = fx.layer().with_audit_sink(Blocked(Mutex::new(blocked)), 4);
     let header = [("x-api-key", fx.secret().as_bytes())];
     for _ in 0..50 {
-        assert_eq!(send(fx.app(layer.clone()), &header).await.status, StatusCode::OK);
+        assert_eq!(
+            send(fx.app(layer.clone()), &header).await.status,
+            StatusCode::OK
+        );
     }
     assert!(layer.stats().audit.dropped >= 45, "{:?}", layer.stats());
     drop(release);
