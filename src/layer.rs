@@ -385,6 +385,7 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyService<S> {
 
 /// Put in the extensions of every request the layer lets through, so extractors answer
 /// with the layer's own realm, hook and audit.
+#[cfg(feature = "axum")]
 #[derive(Clone)]
 pub(crate) struct LayerContext(pub(crate) Arc<Shared>);
 
@@ -427,6 +428,7 @@ where
                     request.method(),
                     request.uri(),
                 ));
+                #[cfg(feature = "axum")]
                 request
                     .extensions_mut()
                     .insert(LayerContext(shared.clone()));
@@ -704,6 +706,7 @@ where
                             shared.allow(&verified, &key, &request);
                             let extensions = request.extensions_mut();
                             extensions.insert::<Identity>(verified.identity);
+                            #[cfg(feature = "axum")]
                             extensions.insert(LayerContext(shared.clone()));
                             let future = inner.call(request);
                             this.state.set(State::Inner { future });

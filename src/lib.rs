@@ -53,10 +53,20 @@
 //! Any failure becomes a [`Rejection`] with an RFC 6750 response; all invalid keys get
 //! the same one.
 //!
+//! # Around the request
+//!
+//! - [`KeyManager`] creates (plaintext once), lists, regenerates and revokes keys over a
+//!   [`KeyStoreWrite`]; [`KeyManager::layer`] builds the matching layer.
+//! - [`SpaceResolver`] confines space-bound keys to their space;
+//!   [`ApiKeyLayer::require_scope`] and [`RequireScope`] guard routes by scope.
+//! - Every decision is an [`AuditEvent`] for an [`AuditSink`]; last use is tracked and
+//!   written in batches.
+//!
 //! # Features
 //!
-//! - `axum` (default): extractors for [`Identity`] and `Option<Identity>`, and
-//!   `IntoResponse` for [`Rejection`], through `axum-core`.
+//! - `axum` (default): extractors for [`Identity`], `Option<Identity>` and
+//!   [`RequireScope`], and `IntoResponse` for [`Rejection`], through `axum-core`.
+//! - `tokio` (default): store-lookup timeouts and the background flush of usage data.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -87,6 +97,7 @@ pub use audit::{AuditEvent, AuditSink, AuditStats, NoAudit, Outcome, Reason, Tra
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ConfigError;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{IdentityRejection, RequireScope, ScopeName};
 pub use generate::{GenerateError, KeyGenerator};
 pub use hash::{InvalidKeyHash, KeyHash, KeyHasher, MIN_PEPPER_LEN};
