@@ -413,3 +413,53 @@ async fn layer_wraps_a_plain_tower_service_with_its_own_body_type() {
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test(start_paused = true)]
+async fn hung_store_gets_503_after_the_store_timeout() {
+    let fx = Fixture::new();
+    let layer =
+        ApiKeyLayer::new(common::HangingStore).with_store_timeout(Duration::from_millis(250));
+    let started = tokio::time::Instant::now();
+    let reply = send(fx.app(layer), &[("authorization", &bearer(fx.secret()))]).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.header("retry-after").is_some());
+    assert_eq!(started.elapsed(), Duration::from_millis(250));
+    assert_eq!(fx.handled(), 0);
+}
+
+#[tokio::test]
+async fn panicking_store_gets_503_and_the_service_keeps_serving() {
+    let fx = Fixture::new();
+    let app = fx.app(ApiKeyLayer::new(common::PanickingStore));
+    for _ in 0..2 {
+        let reply = send(app.clone(), &[("authorization", &bearer(fx.secret()))]).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(fx.handled(), 0);
+}
+
+#[tokio::test]
+async fn kept_credential_header_is_marked_sensitive() {
+    let fx = Fixture::new();
+    let layer = fx.layer().with_strip_credential(false);
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|headers: http::HeaderMap| async move {
+                headers["x-api-key"].is_sensitive().to_string()
+            }),
+        )
+        .layer(layer);
+    let reply = send(app, &[("x-api-key", fx.secret().as_bytes())]).await;
+    assert_eq!(reply.body, "true");
+}
+
+#[tokio::test]
+async fn identity_extractor_outside_the_layer_is_a_500() {
+    let app = Router::new().route(
+        "/me",
+        get(|identity: Identity| async move { identity.user().to_owned() }),
+    );
+    let reply = send(app, &[]).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+}

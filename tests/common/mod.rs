@@ -153,3 +153,25 @@ pub async fn send_to(app: Router, path: &str, headers: &[(&str, &[u8])]) -> Repl
 pub async fn send(app: Router, headers: &[(&str, &[u8])]) -> Reply {
     send_to(app, "/me", headers).await
 }
+
+/// A store that never answers.
+#[derive(Clone, Default)]
+pub struct HangingStore;
+
+#[async_trait]
+impl KeyStore for HangingStore {
+    async fn find(&self, _id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        std::future::pending().await
+    }
+}
+
+/// A store that panics on every lookup.
+#[derive(Clone, Default)]
+pub struct PanickingStore;
+
+#[async_trait]
+impl KeyStore for PanickingStore {
+    async fn find(&self, _id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        panic!("store bug")
+    }
+}
