@@ -90,6 +90,9 @@ mod scope;
 mod source;
 mod space;
 mod store;
+#[cfg(any(test, feature = "testkit"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
 mod usage;
 mod verify;
 
@@ -110,6 +113,9 @@ pub use reject::{Insufficient, InvalidKey, Rejection};
 pub use scope::{RequireScopeLayer, RequireScopeService};
 pub use source::KeySource;
 pub use space::SpaceResolver;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use store::{CacheConfig, CachedStore};
 pub use store::{
     KeyStore, KeyStoreWrite, MemoryStore, PreviousSecret, StoreError, StoredKey, UsageUpdate,
 };

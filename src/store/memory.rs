@@ -228,6 +228,11 @@ impl fmt::Debug for MemoryStore {
 }
 
 #[cfg(test)]
+mod conformance {
+    crate::store_conformance!(async { super::MemoryStore::new() });
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::{Identity, KeyHash};

@@ -14,8 +14,12 @@ use crate::identity::Identity;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
 
+#[cfg(feature = "cache")]
+mod cached;
 mod memory;
 
+#[cfg(feature = "cache")]
+pub use cached::{CacheConfig, CachedStore};
 pub use memory::MemoryStore;
 
 /// Where keys are looked up: one method, by the key's non-secret id.
