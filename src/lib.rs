@@ -116,6 +116,9 @@ pub use space::SpaceResolver;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use store::{CacheConfig, CachedStore};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::SqliteStore;
 pub use store::{
     KeyStore, KeyStoreWrite, MemoryStore, PreviousSecret, StoreError, StoredKey, UsageUpdate,
 };

@@ -17,7 +17,11 @@ use crate::record::KeyRecord;
 #[cfg(feature = "cache")]
 mod cached;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 
+#[cfg(feature = "sqlite")]
+pub use sql::sqlite::SqliteStore;
 #[cfg(feature = "cache")]
 pub use cached::{CacheConfig, CachedStore};
 pub use memory::MemoryStore;

@@ -1,0 +1,257 @@
+//! [`SqliteStore`]: the persistent embedded store.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use super::{COLUMNS, KeyRow, count, micros, scopes_text, store_error};
+use crate::hash::KeyHash;
+use crate::key::KeyId;
+use crate::record::KeyRecord;
+use crate::store::{KeyStore, KeyStoreWrite, PreviousSecret, StoreError, StoredKey, UsageUpdate};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_0001_keys.sql"))];
+
+/// Keys in a SQLite database: one file, no server, survives restarts.
+///
+/// ```no_run
+/// use keygate::{KeyManager, SqliteStore};
+///
+/// # async fn run() -> Result<(), keygate::StoreError> {
+/// let store = SqliteStore::connect("sqlite://keys.db").await?; // creates and migrates
+/// let manager = KeyManager::new(store);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path`, or
+    /// `sqlite::memory:`), in WAL mode, and applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the URL is invalid, the file cannot be opened, or a
+    /// migration fails.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        // An in-memory database lives only as long as its one connection.
+        let max = if url.contains(":memory:") { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::backend)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store over an existing pool; call [`SqliteStore::migrate`] before use.
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Applies the migrations not yet applied, in one immediate transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when a migration fails; nothing of it is applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::backend)?;
+        let result = async {
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS keygate_migrations \
+                 (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+            )
+            .execute(&mut *conn)
+            .await?;
+            for (version, sql) in MIGRATIONS {
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM keygate_migrations WHERE version = $1")
+                        .bind(version)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if applied.is_none() {
+                    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+                    sqlx::query("INSERT INTO keygate_migrations (version, applied_at) VALUES ($1, $2)")
+                        .bind(version)
+                        .bind(micros(SystemTime::now()))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = sqlx::raw_sql(end).execute(&mut *conn).await;
+        result.map_err(StoreError::backend)?;
+        ended.map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn rows(&self, filter: &str, value: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM keygate_keys WHERE {filter} = $1 ORDER BY created_at, id"
+        );
+        let rows: Vec<KeyRow> = sqlx::query_as(&sql)
+            .bind(value)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM keygate_keys WHERE id = $1");
+        let row: Option<KeyRow> = sqlx::query_as(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(KeyRow::into_stored).transpose()
+    }
+}
+
+#[async_trait]
+impl KeyStoreWrite for SqliteStore {
+    async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
+        let identity = &record.identity;
+        sqlx::query(
+            "INSERT INTO keygate_keys (id, hash, user_id, space_id, name, scopes, preview, \
+             created_at, expires_at, revoked_at, last_used_at, use_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(identity.key_id().as_str())
+        .bind(hash.as_bytes().as_slice())
+        .bind(identity.user())
+        .bind(identity.space())
+        .bind(identity.name())
+        .bind(scopes_text(identity.scopes()))
+        .bind(&record.preview)
+        .bind(micros(record.created_at))
+        .bind(record.expires_at.map(micros))
+        .bind(record.revoked_at.map(micros))
+        .bind(record.last_used_at.map(micros))
+        .bind(count(record.use_count))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM keygate_keys WHERE id = $1");
+        let row: Option<KeyRow> = sqlx::query_as(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.rows("user_id", user).await
+    }
+
+    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.rows("space_id", space).await
+    }
+
+    async fn replace_secret(
+        &self,
+        id: &KeyId,
+        hash: KeyHash,
+        preview: &str,
+        previous: Option<PreviousSecret>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE keygate_keys SET hash = $2, preview = $3, previous_hash = $4, \
+             previous_valid_until = $5 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(hash.as_bytes().as_slice())
+        .bind(preview)
+        .bind(previous.map(|p| p.hash.as_bytes().to_vec()))
+        .bind(previous.map(|p| micros(p.valid_until)))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE keygate_keys SET revoked_at = COALESCE(revoked_at, $2), \
+             previous_hash = NULL, previous_valid_until = NULL WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for update in updates {
+            sqlx::query(
+                "UPDATE keygate_keys SET use_count = use_count + $3, last_used_at = \
+                 CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END \
+                 WHERE id = $1",
+            )
+            .bind(update.id.as_str())
+            .bind(micros(update.last_used_at))
+            .bind(count(update.count))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    crate::store_conformance!(async {
+        super::SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("an in-memory SQLite database")
+    });
+}
