@@ -40,8 +40,14 @@ pub struct AuditEvent {
     pub target_space: Option<String>,
     /// The request method.
     pub method: Method,
-    uri: Uri,
+    /// A copy of the path. Not the `Uri` itself: hyper's `Uri` can be a slice of the
+    /// whole request head, credential lines included, and a queued event must not keep
+    /// that buffer alive.
+    path: Box<str>,
 }
+
+/// Longest path kept in an event, in bytes; longer paths are cut at a char boundary.
+const MAX_PATH_LEN: usize = 512;
 
 impl AuditEvent {
     pub(crate) fn new(at: SystemTime, outcome: Outcome, method: &Method, uri: &Uri) -> Self {
@@ -52,13 +58,13 @@ impl AuditEvent {
             identity: None,
             target_space: None,
             method: method.clone(),
-            uri: uri.clone(),
+            path: truncate(uri.path(), MAX_PATH_LEN).into(),
         }
     }
 
     /// The request path, without the query string.
     pub fn path(&self) -> &str {
-        self.uri.path()
+        &self.path
     }
 
     /// The user the key belongs to, when known.
@@ -85,6 +91,17 @@ impl fmt::Debug for AuditEvent {
             .field("path", &self.path())
             .finish()
     }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// What the layer decided.
@@ -421,6 +438,15 @@ mod tests {
         // The worker holds at most one event in the sink and four in the queue.
         assert!(log.stats().dropped >= 95, "{:?}", log.stats());
         drop(guard);
+    }
+
+    #[test]
+    fn long_paths_are_cut_to_the_bound() {
+        let long = format!("/{}", "é".repeat(600));
+        let uri: Uri = long.parse().unwrap();
+        let event = AuditEvent::new(SystemTime::UNIX_EPOCH, Outcome::Allowed, &Method::GET, &uri);
+        // "/" then two-byte chars: byte 512 falls inside one, so the cut lands at 511.
+        assert_eq!(event.path().len(), MAX_PATH_LEN - 1);
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub enum ConfigError {
     /// A scope is not a valid RFC 6750 scope token.
     #[error("{0}")]
     InvalidScope(String),
+    /// A LISTEN/NOTIFY channel is 1 to 63 lowercase ASCII letters, digits or `_`.
+    #[error(
+        "a notification channel is 1 to 63 lowercase ASCII letters, digits or `_`, not starting with a digit"
+    )]
+    InvalidChannel,
     /// A layer needs at least one place to read keys from.
     #[error("at least one key source is required")]
     NoSources,

@@ -417,6 +417,10 @@ where
                 request.method(),
                 request.uri(),
             ));
+            #[cfg(feature = "axum")]
+            request
+                .extensions_mut()
+                .insert(LayerContext(shared.clone()));
             return ResponseFuture::inner(self.inner.call(request));
         }
         let presented = match source::find(&shared.sources, request.headers()) {
@@ -568,16 +572,23 @@ impl Shared {
                 ));
             }
         };
-        if let (Some(bound), Some(resolver)) = (verified.identity.space(), &self.space) {
-            let target = match resolver.resolve(request.uri(), request.headers()) {
-                Target::None => None,
-                Target::Space(space) if space == bound => None,
-                Target::Space(space) => Some(space.into_owned()),
-                Target::Unreadable => Some(String::new()),
+        if let Some(bound) = verified.identity.space() {
+            let refused = match &self.space {
+                None => {
+                    warn_no_space_policy();
+                    Some(None)
+                }
+                Some(resolver) => match resolver.resolve(request.uri(), request.headers()) {
+                    Target::None if resolver.is_strict() => Some(None),
+                    Target::None => None,
+                    Target::Space(space) if space == bound => None,
+                    Target::Space(space) => Some(Some(space.into_owned())),
+                    Target::Unreadable => Some(None),
+                },
             };
-            if let Some(target) = target {
+            if let Some(target) = refused {
                 let rejection = Rejection::Forbidden(Insufficient::Space);
-                return Err(deny(rejection, Some(verified.identity), Some(target)));
+                return Err(deny(rejection, Some(verified.identity), target));
             }
         }
         Ok(verified)
@@ -600,6 +611,19 @@ impl Shared {
             usage.start_flusher();
         }
     }
+}
+
+/// Says once per process why space-bound keys are being refused.
+fn warn_no_space_policy() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            target: "keygate",
+            "a space-bound key was refused because the layer has no space resolver; \
+             configure ApiKeyLayer::with_space_resolver (SpaceResolver::in_handlers() if \
+             your handlers check Identity::space themselves)"
+        );
+    });
 }
 
 type LookupFuture = Pin<Box<dyn Future<Output = Result<Option<StoredKey>, StoreError>> + Send>>;

@@ -107,18 +107,21 @@ pub use hash::{InvalidKeyHash, KeyHash, KeyHasher, MIN_PEPPER_LEN};
 pub use identity::{Identity, InvalidScope, Scopes};
 pub use key::{ApiKey, InvalidKeyId, KeyFormat, KeyId, MalformedKey};
 pub use layer::{ApiKeyLayer, ApiKeyService, DEFAULT_STORE_TIMEOUT, LayerStats, ResponseFuture};
-pub use manage::{CreatedKey, KeyManager, ManageError, NewKey};
+pub use manage::{CreatedKey, KeyManager, MAX_GRACE, ManageError, NewKey};
 pub use record::KeyRecord;
 pub use reject::{Insufficient, InvalidKey, Rejection};
 pub use scope::{RequireScopeLayer, RequireScopeService};
 pub use source::KeySource;
 pub use space::SpaceResolver;
-#[cfg(feature = "cache")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use store::{CacheConfig, CachedStore};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use store::{CacheConfig, CachedStore};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::{DEFAULT_CHANNEL, InvalidationListener, PgStore};
 pub use store::{
     KeyStore, KeyStoreWrite, MemoryStore, PreviousSecret, StoreError, StoredKey, UsageUpdate,
 };

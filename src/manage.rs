@@ -18,6 +18,10 @@ use crate::store::{KeyStoreWrite, PreviousSecret, StoreError};
 /// store bug from turning into an endless one.
 const ID_ATTEMPTS: usize = 3;
 
+/// The longest grace period [`KeyManager::regenerate`] grants: a rollover window, not a
+/// second key.
+pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The key lifecycle over a [`KeyStoreWrite`].
 ///
 /// The manager and the layer must agree on format, hasher and clock: build the layer
@@ -198,6 +202,9 @@ impl KeyManager {
         let key = self.generator.generate_for(*id)?;
         let preview = self.format().preview(&key);
         let previous = match grace {
+            Some(grace) if grace > MAX_GRACE => {
+                return Err(ManageError::Invalid("a grace period is at most 30 days"));
+            }
             Some(grace) => Some(now.checked_add(grace).ok_or(ManageError::Invalid(
                 "the grace period lies beyond what the clock can represent",
             ))?),
@@ -241,8 +248,12 @@ impl KeyManager {
     }
 
     /// [`KeyManager::create`] on behalf of the key `caller`: the new key belongs to the
-    /// caller's user, holds no scope the caller lacks, and is bound to the caller's space
-    /// when the caller is (a key request without a space gets the caller's).
+    /// caller's user, holds no scope the caller lacks, expires no later than the caller,
+    /// and is bound to the caller's space when the caller is (a key request without a space
+    /// gets the caller's).
+    ///
+    /// A user-wide caller may bind the new key to any space: whether its user belongs to
+    /// that space is your application's to check before calling this.
     ///
     /// # Errors
     ///
@@ -261,6 +272,20 @@ impl KeyManager {
                 return Err(ManageError::SpaceEscalation);
             }
             _ => {}
+        }
+        // A short-lived key must not mint a longer-lived one.
+        let caller_expiry = self
+            .store
+            .record(&caller.key_id())
+            .await?
+            .and_then(|record| record.expires_at);
+        if let Some(cap) = caller_expiry {
+            let asked = match new.expiry {
+                None => cap,
+                Some(Expiry::At(at)) => at,
+                Some(Expiry::In(after)) => self.clock.now().checked_add(after).unwrap_or(cap),
+            };
+            new.expiry = Some(Expiry::At(asked.min(cap)));
         }
         self.create(new).await
     }
@@ -575,6 +600,32 @@ mod tests {
             .unwrap();
         assert_eq!(created.record.identity.space(), Some("s1"));
         assert_eq!(created.record.identity.user(), "alice");
+    }
+
+    #[tokio::test]
+    async fn create_as_caps_expiry_at_the_callers() {
+        let (manager, clock) = manager();
+        let parent = manager
+            .create(NewKey::new("alice", "short").expires_in(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let child = manager
+            .create_as(&parent.record.identity, NewKey::new("", "forever"))
+            .await
+            .unwrap();
+        assert_eq!(
+            child.record.expires_at,
+            Some(clock.now() + Duration::from_secs(60))
+        );
+    }
+
+    #[tokio::test]
+    async fn grace_longer_than_the_maximum_is_refused() {
+        let (manager, _) = manager();
+        let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
+        let grace = MAX_GRACE + Duration::from_secs(1);
+        let result = manager.regenerate(&created.record.id(), Some(grace)).await;
+        assert!(matches!(result, Err(ManageError::Invalid(_))));
     }
 
     #[tokio::test]

@@ -92,6 +92,14 @@ where
             Some(_) => Rejection::Forbidden(Insufficient::Scope(self.guard.scope.to_string())),
             None => Rejection::Missing,
         };
+        // The layer in front of this guard hands over its current configuration; a guard
+        // made before a later `with_*` call would otherwise use the older one.
+        #[cfg(feature = "axum")]
+        let shared = request
+            .extensions()
+            .get::<crate::layer::LayerContext>()
+            .map_or(&self.guard.shared, |context| &context.0);
+        #[cfg(not(feature = "axum"))]
         let shared = &self.guard.shared;
         let mut event = AuditEvent::new(
             shared.clock_now(),

@@ -18,7 +18,17 @@ type ResolveFn = dyn Fn(&Uri, &HeaderMap) -> Option<String> + Send + Sync;
 /// With a resolver set ([`ApiKeyLayer::with_space_resolver`](crate::ApiKeyLayer::with_space_resolver)),
 /// a key bound to space `a` gets 403 `insufficient_scope` on any request the resolver
 /// names another space for. Keys bound to no space (user-wide keys) pass, for the app's own
-/// membership checks; requests that target no space pass too.
+/// membership checks. Requests the resolver names no space for pass too (a space token
+/// may call `/me`), unless the resolver is [`strict`](SpaceResolver::strict).
+///
+/// Without any resolver, the layer refuses every space-bound key: a space token must
+/// never open more than its space because a policy was forgotten. If your handlers check
+/// [`Identity::space`](crate::Identity::space) themselves, say so with
+/// [`SpaceResolver::in_handlers`].
+///
+/// The resolver sees the path as the layer sees it. Inside axum's `Router::nest`, that is
+/// the path *after* the nest prefix: write the prefix relative to where the layer sits, or
+/// make the resolver strict so a mismatch fails closed.
 ///
 /// ```
 /// use keygate::SpaceResolver;
@@ -34,10 +44,15 @@ type ResolveFn = dyn Fn(&Uri, &HeaderMap) -> Option<String> + Send + Sync;
 /// # Ok::<(), keygate::ConfigError>(())
 /// ```
 #[derive(Clone)]
-pub struct SpaceResolver(Kind);
+pub struct SpaceResolver {
+    kind: Kind,
+    strict: bool,
+}
 
 #[derive(Clone)]
 enum Kind {
+    /// The handlers check spaces; the layer does not.
+    Handlers,
     /// The path segments of the prefix, e.g. `["spaces"]` for `/spaces/`.
     Path(Box<[Box<str>]>),
     Header(HeaderName),
@@ -74,7 +89,7 @@ impl SpaceResolver {
         if !prefix.starts_with('/') || !prefix.ends_with('/') || segments.is_empty() {
             return Err(ConfigError::InvalidSpacePrefix);
         }
-        Ok(Self(Kind::Path(segments)))
+        Ok(Self::of(Kind::Path(segments)))
     }
 
     /// The space is the value of header `name`. A repeated or non-text header names no
@@ -86,7 +101,7 @@ impl SpaceResolver {
     pub fn header(name: &str) -> Result<Self, ConfigError> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::InvalidHeaderName(name.chars().take(64).collect()))?;
-        Ok(Self(Kind::Header(name)))
+        Ok(Self::of(Kind::Header(name)))
     }
 
     /// The space is whatever `resolve` returns for the request's URI and headers.
@@ -94,11 +109,36 @@ impl SpaceResolver {
     where
         F: Fn(&Uri, &HeaderMap) -> Option<String> + Send + Sync + 'static,
     {
-        Self(Kind::Fn(Arc::new(resolve)))
+        Self::of(Kind::Fn(Arc::new(resolve)))
+    }
+
+    /// The layer lets space-bound keys through and your handlers compare
+    /// [`Identity::space`](crate::Identity::space) with the space each request targets.
+    pub fn in_handlers() -> Self {
+        Self::of(Kind::Handlers)
+    }
+
+    /// Refuses space-bound keys on every request this resolver names no space for, so a
+    /// space token reaches nothing but its space.
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
+    pub(crate) fn is_strict(&self) -> bool {
+        self.strict
+    }
+
+    fn of(kind: Kind) -> Self {
+        Self {
+            kind,
+            strict: false,
+        }
     }
 
     pub(crate) fn resolve<'a>(&self, uri: &'a Uri, headers: &'a HeaderMap) -> Target<'a> {
-        match &self.0 {
+        match &self.kind {
+            Kind::Handlers => Target::None,
             Kind::Path(prefix) => {
                 let mut segments = uri.path().split('/').filter(|s| !s.is_empty());
                 for expected in prefix.iter() {
@@ -133,11 +173,14 @@ impl SpaceResolver {
 
 impl fmt::Debug for SpaceResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Kind::Path(prefix) => f.debug_tuple("SpaceResolver::Path").field(prefix).finish(),
-            Kind::Header(name) => f.debug_tuple("SpaceResolver::Header").field(name).finish(),
-            Kind::Fn(_) => f.write_str("SpaceResolver::Fn(..)"),
-        }
+        let mut debug = f.debug_struct("SpaceResolver");
+        match &self.kind {
+            Kind::Handlers => debug.field("in", &"handlers"),
+            Kind::Path(prefix) => debug.field("path_prefix", prefix),
+            Kind::Header(name) => debug.field("header", name),
+            Kind::Fn(_) => debug.field("fn", &".."),
+        };
+        debug.field("strict", &self.strict).finish()
     }
 }
 

@@ -74,8 +74,9 @@ impl UsageTracker {
         }
     }
 
-    /// Writes everything pending in one batch. On failure the batch is merged back, to be
-    /// retried by the next flush.
+    /// Writes everything pending in one batch. If the write fails, or the flush is
+    /// cancelled mid-write (a shutdown timeout, a dropped future), the batch is merged back
+    /// for the next flush.
     pub(crate) async fn flush(&self) -> Result<usize, StoreError> {
         let batch = std::mem::take(&mut *self.pending());
         if batch.is_empty() {
@@ -89,19 +90,32 @@ impl UsageTracker {
                 count: pending.count,
             })
             .collect();
-        match self.store.record_usage(&updates).await {
-            Ok(()) => Ok(updates.len()),
-            Err(error) => {
-                let mut pending = self.pending();
-                for (id, failed) in batch {
-                    let entry = pending.entry(id).or_insert(Pending {
-                        last_used_at: failed.last_used_at,
-                        count: 0,
-                    });
+        let mut guard = MergeBack {
+            tracker: self,
+            batch: Some(batch),
+        };
+        self.store.record_usage(&updates).await?;
+        guard.batch = None;
+        Ok(updates.len())
+    }
+
+    /// Puts a batch that was not written back into the pending map, within the bound.
+    fn merge_back(&self, batch: HashMap<KeyId, Pending>) {
+        let mut pending = self.pending();
+        for (id, failed) in batch {
+            let len = pending.len();
+            match pending.entry(id) {
+                Entry::Occupied(mut entry) => {
+                    let entry = entry.get_mut();
                     entry.last_used_at = entry.last_used_at.max(failed.last_used_at);
                     entry.count = entry.count.saturating_add(failed.count);
                 }
-                Err(error)
+                Entry::Vacant(_) if len >= self.max_keys => {
+                    self.dropped.fetch_add(failed.count, Ordering::Relaxed);
+                }
+                Entry::Vacant(entry) => {
+                    entry.insert(failed);
+                }
             }
         }
     }
@@ -141,6 +155,20 @@ impl UsageTracker {
                 }
             });
         });
+    }
+}
+
+/// Merges an unwritten batch back when dropped, unless the write succeeded.
+struct MergeBack<'a> {
+    tracker: &'a UsageTracker,
+    batch: Option<HashMap<KeyId, Pending>>,
+}
+
+impl Drop for MergeBack<'_> {
+    fn drop(&mut self) {
+        if let Some(batch) = self.batch.take() {
+            self.tracker.merge_back(batch);
+        }
     }
 }
 
@@ -203,6 +231,52 @@ mod tests {
         tracker.record(id(1), UNIX_EPOCH);
         assert_eq!(tracker.dropped(), 1);
         assert_eq!(tracker.flush().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn cancelled_flush_keeps_the_batch_for_the_next_one() {
+        struct Hanging;
+        #[async_trait::async_trait]
+        impl crate::KeyStore for Hanging {
+            async fn find(&self, _: &KeyId) -> Result<Option<crate::StoredKey>, StoreError> {
+                Ok(None)
+            }
+        }
+        #[async_trait::async_trait]
+        impl KeyStoreWrite for Hanging {
+            async fn insert(&self, _: &KeyRecord, _: KeyHash) -> Result<(), StoreError> {
+                Ok(())
+            }
+            async fn record(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+                Ok(None)
+            }
+            async fn list_by_user(&self, _: &str) -> Result<Vec<KeyRecord>, StoreError> {
+                Ok(vec![])
+            }
+            async fn list_by_space(&self, _: &str) -> Result<Vec<KeyRecord>, StoreError> {
+                Ok(vec![])
+            }
+            async fn replace_secret(
+                &self,
+                _: &KeyId,
+                _: KeyHash,
+                _: &str,
+                _: Option<crate::PreviousSecret>,
+            ) -> Result<(), StoreError> {
+                Ok(())
+            }
+            async fn revoke(&self, _: &KeyId, _: SystemTime) -> Result<(), StoreError> {
+                Ok(())
+            }
+            async fn record_usage(&self, _: &[UsageUpdate]) -> Result<(), StoreError> {
+                std::future::pending().await
+            }
+        }
+        let tracker = UsageTracker::new(Arc::new(Hanging), DEFAULT_INTERVAL, 10);
+        tracker.record(id(1), UNIX_EPOCH);
+        let cancelled = tokio::time::timeout(Duration::from_millis(1), tracker.flush()).await;
+        assert!(cancelled.is_err());
+        assert_eq!(tracker.pending().get(&id(1)).map(|p| p.count), Some(1));
     }
 
     #[tokio::test]

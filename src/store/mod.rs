@@ -20,11 +20,15 @@ mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 
-#[cfg(feature = "sqlite")]
-pub use sql::sqlite::SqliteStore;
 #[cfg(feature = "cache")]
 pub use cached::{CacheConfig, CachedStore};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use sql::listen::InvalidationListener;
+#[cfg(feature = "postgres")]
+pub use sql::postgres::{DEFAULT_CHANNEL, PgStore};
+#[cfg(feature = "sqlite")]
+pub use sql::sqlite::SqliteStore;
 
 /// Where keys are looked up: one method, by the key's non-secret id.
 ///

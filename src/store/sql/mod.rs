@@ -25,10 +25,45 @@ pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
-/// The columns every query selects, in this order.
-pub(crate) const COLUMNS: &str = "id, hash, user_id, space_id, name, scopes, preview, \
-     created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \
-     last_used_at, use_count";
+/// The statements both dialects share (both accept `$n` placeholders).
+pub(crate) mod sql {
+    /// One key by id.
+    pub(crate) const FIND: &str = "SELECT id, hash, user_id, space_id, name, scopes, preview, \
+         created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \
+         last_used_at, use_count FROM keygate_keys WHERE id = $1";
+    /// A user's keys, oldest first.
+    pub(crate) const BY_USER: &str = "SELECT id, hash, user_id, space_id, name, scopes, preview, \
+         created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \
+         last_used_at, use_count FROM keygate_keys WHERE user_id = $1 ORDER BY created_at, id";
+    /// A space's keys, oldest first.
+    pub(crate) const BY_SPACE: &str = "SELECT id, hash, user_id, space_id, name, scopes, preview, \
+         created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \
+         last_used_at, use_count FROM keygate_keys WHERE space_id = $1 ORDER BY created_at, id";
+    /// A new key.
+    pub(crate) const INSERT: &str = "INSERT INTO keygate_keys (id, hash, user_id, space_id, name, \
+         scopes, preview, created_at, expires_at, revoked_at, last_used_at, use_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    /// A new secret, with or without the previous one.
+    pub(crate) const REPLACE_SECRET: &str = "UPDATE keygate_keys SET hash = $2, preview = $3, \
+         previous_hash = $4, previous_valid_until = $5 WHERE id = $1";
+    /// Revocation: the first time is kept, the grace secret dropped.
+    pub(crate) const REVOKE: &str = "UPDATE keygate_keys SET revoked_at = COALESCE(revoked_at, $2), \
+         previous_hash = NULL, previous_valid_until = NULL WHERE id = $1";
+    /// One key's usage (PostgreSQL writes a whole batch in one statement instead).
+    #[cfg(feature = "sqlite")]
+    pub(crate) const RECORD_USAGE: &str = "UPDATE keygate_keys SET use_count = use_count + $3, \
+         last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 \
+         ELSE last_used_at END WHERE id = $1";
+    /// The migrations table.
+    pub(crate) const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS keygate_migrations \
+         (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+    /// Whether a migration was applied.
+    pub(crate) const MIGRATION_APPLIED: &str =
+        "SELECT version FROM keygate_migrations WHERE version = $1";
+    /// Records an applied migration.
+    pub(crate) const MIGRATION_DONE: &str =
+        "INSERT INTO keygate_migrations (version, applied_at) VALUES ($1, $2)";
+}
 
 /// One row of `keygate_keys`, as both dialects return it.
 #[derive(sqlx::FromRow)]
@@ -66,15 +101,17 @@ fn corrupt(what: &'static str) -> StoreError {
 }
 
 fn hash(bytes: &[u8]) -> Result<KeyHash, StoreError> {
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| corrupt("hash is not 32 bytes"))?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupt("hash is not 32 bytes"))?;
     Ok(KeyHash::from_bytes(bytes))
 }
 
 impl KeyRow {
     fn identity(&self) -> Result<Identity, StoreError> {
         let id = KeyId::parse(&self.id).map_err(|_| corrupt("invalid key id"))?;
-        let scopes = Scopes::new(self.scopes.split_whitespace())
-            .map_err(|_| corrupt("invalid scope"))?;
+        let scopes =
+            Scopes::new(self.scopes.split_whitespace()).map_err(|_| corrupt("invalid scope"))?;
         let mut identity = Identity::new(id, self.user_id.as_str())
             .with_name(self.name.as_str())
             .with_scopes(scopes);
@@ -101,10 +138,12 @@ impl KeyRow {
     /// What a listing shows.
     pub(crate) fn into_record(self) -> Result<KeyRecord, StoreError> {
         let use_count = u64::try_from(self.use_count).map_err(|_| corrupt("negative use count"))?;
-        Ok(KeyRecord::new(self.identity()?, self.preview, from_micros(self.created_at))
-            .with_expires_at(self.expires_at.map(from_micros))
-            .with_revoked_at(self.revoked_at.map(from_micros))
-            .with_usage(self.last_used_at.map(from_micros), use_count))
+        Ok(
+            KeyRecord::new(self.identity()?, self.preview, from_micros(self.created_at))
+                .with_expires_at(self.expires_at.map(from_micros))
+                .with_revoked_at(self.revoked_at.map(from_micros))
+                .with_usage(self.last_used_at.map(from_micros), use_count),
+        )
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{COLUMNS, KeyRow, count, micros, scopes_text, store_error};
+use super::{KeyRow, count, micros, scopes_text, sql, store_error};
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
@@ -79,21 +79,17 @@ impl SqliteStore {
             .await
             .map_err(StoreError::backend)?;
         let result = async {
-            sqlx::raw_sql(
-                "CREATE TABLE IF NOT EXISTS keygate_migrations \
-                 (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-            )
-            .execute(&mut *conn)
-            .await?;
+            sqlx::raw_sql(sql::MIGRATIONS_TABLE)
+                .execute(&mut *conn)
+                .await?;
             for (version, sql) in MIGRATIONS {
-                let applied: Option<i64> =
-                    sqlx::query_scalar("SELECT version FROM keygate_migrations WHERE version = $1")
-                        .bind(version)
-                        .fetch_optional(&mut *conn)
-                        .await?;
+                let applied: Option<i64> = sqlx::query_scalar(sql::MIGRATION_APPLIED)
+                    .bind(version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
                 if applied.is_none() {
                     sqlx::raw_sql(sql).execute(&mut *conn).await?;
-                    sqlx::query("INSERT INTO keygate_migrations (version, applied_at) VALUES ($1, $2)")
+                    sqlx::query(sql::MIGRATION_DONE)
                         .bind(version)
                         .bind(micros(SystemTime::now()))
                         .execute(&mut *conn)
@@ -110,11 +106,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn rows(&self, filter: &str, value: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM keygate_keys WHERE {filter} = $1 ORDER BY created_at, id"
-        );
-        let rows: Vec<KeyRow> = sqlx::query_as(&sql)
+    async fn rows(&self, query: &'static str, value: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(query)
             .bind(value)
             .fetch_all(&self.pool)
             .await
@@ -132,8 +125,7 @@ impl fmt::Debug for SqliteStore {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM keygate_keys WHERE id = $1");
-        let row: Option<KeyRow> = sqlx::query_as(&sql)
+        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -146,32 +138,27 @@ impl KeyStore for SqliteStore {
 impl KeyStoreWrite for SqliteStore {
     async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
         let identity = &record.identity;
-        sqlx::query(
-            "INSERT INTO keygate_keys (id, hash, user_id, space_id, name, scopes, preview, \
-             created_at, expires_at, revoked_at, last_used_at, use_count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(identity.key_id().as_str())
-        .bind(hash.as_bytes().as_slice())
-        .bind(identity.user())
-        .bind(identity.space())
-        .bind(identity.name())
-        .bind(scopes_text(identity.scopes()))
-        .bind(&record.preview)
-        .bind(micros(record.created_at))
-        .bind(record.expires_at.map(micros))
-        .bind(record.revoked_at.map(micros))
-        .bind(record.last_used_at.map(micros))
-        .bind(count(record.use_count))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
+        sqlx::query(sql::INSERT)
+            .bind(identity.key_id().as_str())
+            .bind(hash.as_bytes().as_slice())
+            .bind(identity.user())
+            .bind(identity.space())
+            .bind(identity.name())
+            .bind(scopes_text(identity.scopes()))
+            .bind(&record.preview)
+            .bind(micros(record.created_at))
+            .bind(record.expires_at.map(micros))
+            .bind(record.revoked_at.map(micros))
+            .bind(record.last_used_at.map(micros))
+            .bind(count(record.use_count))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM keygate_keys WHERE id = $1");
-        let row: Option<KeyRow> = sqlx::query_as(&sql)
+        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -180,11 +167,11 @@ impl KeyStoreWrite for SqliteStore {
     }
 
     async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.rows("user_id", user).await
+        self.rows(sql::BY_USER, user).await
     }
 
     async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.rows("space_id", space).await
+        self.rows(sql::BY_SPACE, space).await
     }
 
     async fn replace_secret(
@@ -194,18 +181,15 @@ impl KeyStoreWrite for SqliteStore {
         preview: &str,
         previous: Option<PreviousSecret>,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE keygate_keys SET hash = $2, preview = $3, previous_hash = $4, \
-             previous_valid_until = $5 WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(hash.as_bytes().as_slice())
-        .bind(preview)
-        .bind(previous.map(|p| p.hash.as_bytes().to_vec()))
-        .bind(previous.map(|p| micros(p.valid_until)))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let done = sqlx::query(sql::REPLACE_SECRET)
+            .bind(id.as_str())
+            .bind(hash.as_bytes().as_slice())
+            .bind(preview)
+            .bind(previous.map(|p| p.hash.as_bytes().to_vec()))
+            .bind(previous.map(|p| micros(p.valid_until)))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -213,15 +197,12 @@ impl KeyStoreWrite for SqliteStore {
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE keygate_keys SET revoked_at = COALESCE(revoked_at, $2), \
-             previous_hash = NULL, previous_valid_until = NULL WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(micros(at))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let done = sqlx::query(sql::REVOKE)
+            .bind(id.as_str())
+            .bind(micros(at))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -231,17 +212,13 @@ impl KeyStoreWrite for SqliteStore {
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         for update in updates {
-            sqlx::query(
-                "UPDATE keygate_keys SET use_count = use_count + $3, last_used_at = \
-                 CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END \
-                 WHERE id = $1",
-            )
-            .bind(update.id.as_str())
-            .bind(micros(update.last_used_at))
-            .bind(count(update.count))
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+            sqlx::query(sql::RECORD_USAGE)
+                .bind(update.id.as_str())
+                .bind(micros(update.last_used_at))
+                .bind(count(update.count))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)
     }

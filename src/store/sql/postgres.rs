@@ -1,0 +1,301 @@
+//! [`PgStore`]: keys in PostgreSQL, for fleets of instances.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::listen::InvalidationListener;
+use super::{KeyRow, count, micros, scopes_text, sql, store_error};
+use crate::error::ConfigError;
+use crate::hash::KeyHash;
+use crate::key::KeyId;
+use crate::record::KeyRecord;
+use crate::store::{
+    CachedStore, KeyStore, KeyStoreWrite, PreviousSecret, StoreError, StoredKey, UsageUpdate,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_0001_keys.sql"))];
+
+/// Serializes concurrent migrations of instances starting together ("kgate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6b67_6174_65;
+
+/// The default LISTEN/NOTIFY channel for invalidations.
+pub const DEFAULT_CHANNEL: &str = "keygate_invalidate";
+
+/// Keys in PostgreSQL.
+///
+/// Every write that changes what a key can do (regenerate, revoke) also sends
+/// `NOTIFY <channel>, '<key id>'` in the same transaction, so the notification goes out
+/// exactly when the change commits. Instances that cache keys apply it with
+/// [`PgStore::spawn_invalidation_listener`].
+///
+/// ```no_run
+/// use keygate::{CachedStore, KeyManager, PgStore};
+///
+/// # async fn run() -> Result<(), keygate::StoreError> {
+/// let store = PgStore::connect("postgres://postgres@127.0.0.1/app").await?;
+/// let cached = CachedStore::new(store.clone());
+/// // Keep the handle: dropping it stops the listener (and turns the cache off).
+/// let _listener = store.spawn_invalidation_listener(&cached);
+/// let manager = KeyManager::new(cached);
+/// let layer = manager.layer();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    channel: Arc<str>,
+}
+
+impl PgStore {
+    /// Connects a pool to `url` and applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the server cannot be reached or a migration fails.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect(url)
+            .await
+            .map_err(StoreError::backend)?;
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store over an existing pool; call [`PgStore::migrate`] before use. The pool
+    /// reconnects by itself after a server restart; lookups fail (503) until it has.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self {
+            pool,
+            channel: DEFAULT_CHANNEL.into(),
+        }
+    }
+
+    /// The LISTEN/NOTIFY channel for invalidations (default `keygate_invalidate`). All
+    /// instances sharing the keys must use the same one.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidChannel`] unless it is 1 to 63 lowercase ASCII letters,
+    /// digits or `_`, starting with a letter or `_`.
+    pub fn with_channel(mut self, channel: &str) -> Result<Self, ConfigError> {
+        let valid = (1..=63).contains(&channel.len())
+            && channel
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && channel
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(ConfigError::InvalidChannel);
+        }
+        self.channel = channel.into();
+        Ok(self)
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The invalidation channel.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Applies the migrations not yet applied, in one transaction under an advisory lock,
+    /// so instances starting together migrate once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when a migration fails; nothing of it is applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        sqlx::raw_sql(sql::MIGRATIONS_TABLE)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        for (version, migration) in MIGRATIONS {
+            let applied: Option<i64> = sqlx::query_scalar(sql::MIGRATION_APPLIED)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+            if applied.is_none() {
+                sqlx::raw_sql(migration)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::backend)?;
+                sqlx::query(sql::MIGRATION_DONE)
+                    .bind(version)
+                    .bind(micros(SystemTime::now()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::backend)?;
+            }
+        }
+        tx.commit().await.map_err(StoreError::backend)
+    }
+
+    /// Starts a task that applies this store's invalidations, from every instance, to
+    /// `cache`.
+    ///
+    /// Until the listener is connected, and whenever its connection drops, the cache is
+    /// bypassed (every lookup reads the database); on reconnection it starts empty. So a
+    /// revoked key fails on every instance within the notification's delivery time, and a
+    /// lost connection never leaves a stale entry in use.
+    ///
+    /// The task stops when the returned handle is dropped, and the cache is then bypassed
+    /// for good: keep the handle for as long as the cache serves.
+    pub fn spawn_invalidation_listener<S: KeyStore>(
+        &self,
+        cache: &CachedStore<S>,
+    ) -> InvalidationListener {
+        InvalidationListener::spawn(self.pool.clone(), self.channel.clone(), cache.clone())
+    }
+
+    async fn rows(&self, query: &'static str, value: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(query)
+            .bind(value)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+
+    /// Runs one `UPDATE` of key `id` and, if it touched the key, notifies the channel in
+    /// the same transaction.
+    async fn update_and_notify<'q>(
+        &self,
+        id: &KeyId,
+        update: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let done = update.execute(&mut *tx).await.map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&*self.channel)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(KeyRow::into_stored).transpose()
+    }
+}
+
+#[async_trait]
+impl KeyStoreWrite for PgStore {
+    async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
+        let identity = &record.identity;
+        sqlx::query(sql::INSERT)
+            .bind(identity.key_id().as_str())
+            .bind(hash.as_bytes().as_slice())
+            .bind(identity.user())
+            .bind(identity.space())
+            .bind(identity.name())
+            .bind(scopes_text(identity.scopes()))
+            .bind(&record.preview)
+            .bind(micros(record.created_at))
+            .bind(record.expires_at.map(micros))
+            .bind(record.revoked_at.map(micros))
+            .bind(record.last_used_at.map(micros))
+            .bind(count(record.use_count))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.rows(sql::BY_USER, user).await
+    }
+
+    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.rows(sql::BY_SPACE, space).await
+    }
+
+    async fn replace_secret(
+        &self,
+        id: &KeyId,
+        hash: KeyHash,
+        preview: &str,
+        previous: Option<PreviousSecret>,
+    ) -> Result<(), StoreError> {
+        let update = sqlx::query(sql::REPLACE_SECRET)
+            .bind(id.as_str())
+            .bind(hash.as_bytes().to_vec())
+            .bind(preview.to_owned())
+            .bind(previous.map(|p| p.hash.as_bytes().to_vec()))
+            .bind(previous.map(|p| micros(p.valid_until)));
+        self.update_and_notify(id, update).await
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
+        let update = sqlx::query(sql::REVOKE).bind(id.as_str()).bind(micros(at));
+        self.update_and_notify(id, update).await
+    }
+
+    async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
+        // One statement for the whole batch: the arrays are zipped by UNNEST.
+        let ids: Vec<&str> = updates.iter().map(|u| u.id.as_str()).collect();
+        let times: Vec<i64> = updates.iter().map(|u| micros(u.last_used_at)).collect();
+        let counts: Vec<i64> = updates.iter().map(|u| count(u.count)).collect();
+        sqlx::query(
+            "UPDATE keygate_keys AS k SET use_count = k.use_count + u.n, \
+             last_used_at = GREATEST(COALESCE(k.last_used_at, u.at), u.at) \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(id, at, n) \
+             WHERE k.id = u.id",
+        )
+        .bind(ids)
+        .bind(times)
+        .bind(counts)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! PgStore: conformance, persistence, cross-instance revocation and reconnection.
+//! Needs a PostgreSQL server (see tests/pg/mod.rs); run by .ci/run with
+//! `--features postgres,testkit`.
+
+mod common;
+mod pg;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use common::send;
+use http::StatusCode;
+use keygate::{CachedStore, Identity, KeyManager, KeySource, NewKey};
+
+keygate::store_conformance!(pg::fresh_store());
+
+fn app(manager: &KeyManager) -> Router {
+    Router::new()
+        .route(
+            "/me",
+            get(|identity: Identity| async move { identity.user().to_owned() }),
+        )
+        .layer(
+            manager
+                .layer()
+                .with_sources([KeySource::header("x-api-key").unwrap()])
+                .unwrap(),
+        )
+}
+
+async fn status(app: &Router, key: &str) -> StatusCode {
+    send(app.clone(), &[("x-api-key", key.as_bytes())])
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn keys_survive_a_new_pool_on_the_same_database() {
+    let first = pg::fresh_store().await;
+    let created = KeyManager::new(first.clone())
+        .create(NewKey::new("alice", "k"))
+        .await
+        .unwrap();
+    first.pool().close().await;
+    let second = pg::store_in(&pg::schema_of(&first)).await;
+    let manager = KeyManager::new(second);
+    assert_eq!(
+        status(&app(&manager), created.key.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+/// One app instance: its own pool, cache and listener on the shared database.
+struct Instance {
+    manager: KeyManager,
+    app: Router,
+    _listener: keygate::InvalidationListener,
+}
+
+async fn instance(schema: &str) -> Instance {
+    let store = pg::store_in(schema).await;
+    let cached = CachedStore::new(store.clone());
+    let listener = store.spawn_invalidation_listener(&cached);
+    let started = Instant::now();
+    while !listener.is_connected() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "listener never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let manager = KeyManager::new(cached);
+    let app = app(&manager);
+    Instance {
+        manager,
+        app,
+        _listener: listener,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_on_one_instance_reaches_the_other_within_100_ms() {
+    let schema = pg::schema_of(&pg::fresh_store().await);
+    let a = instance(&schema).await;
+    let b = instance(&schema).await;
+
+    let mut latencies = Vec::new();
+    for _ in 0..60 {
+        let created = a.manager.create(NewKey::new("alice", "k")).await.unwrap();
+        let key = created.key.expose_secret();
+        // Both instances accept it, and B now holds it in its cache.
+        assert_eq!(status(&a.app, key).await, StatusCode::OK);
+        assert_eq!(status(&b.app, key).await, StatusCode::OK);
+        assert_eq!(status(&b.app, key).await, StatusCode::OK);
+
+        let revoked_at = Instant::now();
+        a.manager.revoke(&created.record.id()).await.unwrap();
+        assert_eq!(
+            status(&a.app, key).await,
+            StatusCode::UNAUTHORIZED,
+            "A at once"
+        );
+        loop {
+            if status(&b.app, key).await == StatusCode::UNAUTHORIZED {
+                latencies.push(revoked_at.elapsed());
+                break;
+            }
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(5),
+                "B never saw the revocation"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+    latencies.sort();
+    let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+    println!(
+        "cross-instance revocation over {} revocations: p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        p50,
+        p99,
+        latencies[latencies.len() - 1]
+    );
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regenerate_on_one_instance_kills_the_old_key_on_the_other() {
+    let schema = pg::schema_of(&pg::fresh_store().await);
+    let a = instance(&schema).await;
+    let b = instance(&schema).await;
+    let created = a.manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let old = created.key.expose_secret();
+    assert_eq!(status(&b.app, old).await, StatusCode::OK);
+    let rotated = a
+        .manager
+        .regenerate(&created.record.id(), None)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while status(&b.app, old).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "old key still accepted on B"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        status(&b.app, rotated.key.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_and_listener_recover_after_their_connections_are_cut() {
+    let schema = pg::schema_of(&pg::fresh_store().await);
+    let a = instance(&schema).await;
+    let b = instance(&schema).await;
+    let created = a.manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let key = created.key.expose_secret();
+    assert_eq!(status(&b.app, key).await, StatusCode::OK);
+
+    // Every connection of both instances, listeners included, dies as in a restart.
+    let probe = pg::store_in(&schema).await;
+    assert!(pg::cut_connections(&probe).await >= 2);
+
+    // B's listener notices, bypasses its cache, reconnects, and trusts the cache again.
+    let started = Instant::now();
+    while !b._listener.is_connected() || status(&b.app, key).await != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "B did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.manager.revoke(&created.record.id()).await.unwrap();
+    let revoked_at = Instant::now();
+    while status(&b.app, key).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "revocation lost after reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn last_used_is_written_to_postgres_in_one_batch() {
+    let store = pg::fresh_store().await;
+    let manager = KeyManager::new(store.clone());
+    let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let auth = manager
+        .layer()
+        .with_sources([KeySource::header("x-api-key").unwrap()])
+        .unwrap();
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(auth.clone());
+    for _ in 0..7 {
+        assert_eq!(
+            status(&app, created.key.expose_secret()).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(auth.flush_usage().await.unwrap(), 1);
+    let record = manager.get(&created.record.id()).await.unwrap();
+    assert_eq!(record.use_count, 7);
+    assert!(record.last_used_at.is_some());
+}
