@@ -126,6 +126,12 @@ pub use store::{
     KeyStore, KeyStoreWrite, MemoryStore, PreviousSecret, StoreError, StoredKey, UsageUpdate,
 };
 
+/// The sqlx this crate was built with, for building pools and options of the same
+/// version as [`SqliteStore`] and [`PgStore`] expect.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sqlx;
+
 /// The README's examples, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,11 +1,14 @@
-//! The conformance suite for [`KeyStore`] + [`KeyStoreWrite`] implementations.
+//! The conformance suite for [`KeyStore`](crate::KeyStore) + [`KeyStoreWrite`]
+//! implementations.
 //!
 //! Every store that ships with keygate passes it; run it against yours with one macro call
 //! in a test file (your crate needs `tokio` with `macros` and `rt` as a dev-dependency):
 //!
-//! ```ignore
-//! // tests/store_conformance.rs
-//! keygate::store_conformance!(async { my_crate::MyStore::connect_fresh().await });
+//! ```no_run
+//! // tests/store_conformance.rs: one #[tokio::test] per check.
+//! // Put your own store here, e.g. `async { my_crate::MyStore::connect_fresh().await }`.
+//! keygate::store_conformance!(async { keygate::MemoryStore::new() });
+//! # fn main() {}
 //! ```
 //!
 //! The expression is evaluated once per check and must yield a fresh, empty store (or at

@@ -11,15 +11,20 @@
 //!      -H 'content-type: application/json' -d '{"name":"space one","space":"one"}'
 //! ```
 //!
-//! Environment: `KEYGATE_ADDR` (default `127.0.0.1:3000`); `RUST_LOG` for the audit
-//! trail (default `keygate=debug`). Keys live in memory and are gone when the process
-//! stops.
+//! Environment:
+//! - `KEYGATE_ADDR`: where to listen (default `127.0.0.1:3000`);
+//! - `DATABASE_URL`: where keys live. Unset: in memory, gone when the process stops.
+//!   `sqlite://keys.db` (with `--features sqlite`) or `postgres://…` (with
+//!   `--features postgres`): persistent, behind a cache; with PostgreSQL, several
+//!   instances share keys and a revocation on one reaches the others in milliseconds;
+//! - `RUST_LOG`: the audit trail on stderr (default `keygate=debug`).
 
 mod app;
 
 use std::error::Error;
+use std::sync::Arc;
 
-use keygate::{KeyFormat, KeyManager, MemoryStore, NewKey, Scopes};
+use keygate::{KeyFormat, KeyManager, KeyStoreWrite, MemoryStore, NewKey, Scopes};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -32,8 +37,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .init();
     let address = std::env::var("KEYGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
 
+    let database = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    let (store, _keep) = open_store(database.as_deref()).await?;
     let manager =
-        KeyManager::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("kg_live")?);
+        KeyManager::from_shared_store(store).with_format(KeyFormat::with_prefix("kg_live")?);
 
     // The admin key: user-wide and allowed to manage keys. Its plaintext is printed once
     // and never kept; the store holds only its hash.
@@ -46,7 +55,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (router, auth) = app::router(manager)?;
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    println!("keygate quickstart listening on {base}");
+    println!(
+        "keygate quickstart listening on {base} (keys {})",
+        match &database {
+            Some(url) => format!("in {}", url.split('@').next_back().unwrap_or(url)),
+            None => "in memory".to_owned(),
+        }
+    );
     println!();
     println!("export API_KEY={}", admin.key.expose_secret());
     drop(admin);
@@ -75,4 +90,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Write the last uses before leaving.
     auth.flush_usage().await?;
     Ok(())
+}
+
+/// What must stay alive while the store serves (the PostgreSQL invalidation listener).
+type Keep = Option<Box<dyn std::any::Any + Send>>;
+
+/// The store `DATABASE_URL` names, behind a cache when it is a database.
+async fn open_store(url: Option<&str>) -> Result<(Arc<dyn KeyStoreWrite>, Keep), Box<dyn Error>> {
+    let Some(url) = url else {
+        return Ok((Arc::new(MemoryStore::new()), None));
+    };
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let store = keygate::SqliteStore::connect(url).await?;
+            return Ok((Arc::new(keygate::CachedStore::new(store)), None));
+        }
+        #[cfg(not(feature = "sqlite"))]
+        return Err("DATABASE_URL names SQLite: run with `--features sqlite`".into());
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        #[cfg(feature = "postgres")]
+        {
+            let store = keygate::PgStore::connect(url).await?;
+            let cached = keygate::CachedStore::new(store.clone());
+            let listener = store.spawn_invalidation_listener(&cached);
+            return Ok((Arc::new(cached), Some(Box::new(listener))));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err("DATABASE_URL names PostgreSQL: run with `--features postgres`".into());
+    }
+    Err(format!("DATABASE_URL must start with sqlite: or postgres:, not {url:?}").into())
 }

@@ -7,8 +7,8 @@
 
 use std::str::FromStr;
 
+use keygate::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use keygate::{KeyGenerator, PgStore};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub fn url() -> String {
     std::env::var("KEYGATE_TEST_PG")
@@ -29,7 +29,7 @@ pub async fn fresh_store() -> PgStore {
         .connect(&url())
         .await
         .expect("PostgreSQL at KEYGATE_TEST_PG (see .ci/run)");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+    keygate::sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await
         .unwrap();
@@ -65,7 +65,7 @@ pub async fn cut_connections(store: &PgStore) -> u64 {
         .connect(&url())
         .await
         .unwrap();
-    let cut: Vec<bool> = sqlx::query_scalar(
+    let cut: Vec<bool> = keygate::sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )
     .bind(schema_of(store))

@@ -76,16 +76,13 @@ async fn run<S: KeyStore>(
                 cache.set_bypass(false);
                 connected.store(true, Ordering::SeqCst);
                 tracing::debug!(target: "keygate::listen", channel = &*channel, "listening for invalidations");
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(notification)) => match KeyId::parse(notification.payload()) {
-                            Ok(id) => cache.invalidate(&id).await,
-                            // Not ours to read: be safe and forget everything.
-                            Err(_) => cache.invalidate_all(),
-                        },
-                        // The connection dropped (`Ok(None)`) or failed: notifications may
-                        // be lost from here on, so stop trusting the cache.
-                        Ok(None) | Err(_) => break,
+                // `Ok(None)` (the connection dropped) or an error ends the loop: from then
+                // on notifications may be lost, so the cache is no longer trusted.
+                while let Ok(Some(notification)) = listener.try_recv().await {
+                    match KeyId::parse(notification.payload()) {
+                        Ok(id) => cache.invalidate(&id).await,
+                        // Not ours to read: be safe and forget everything.
+                        Err(_) => cache.invalidate_all(),
                     }
                 }
                 connected.store(false, Ordering::SeqCst);

@@ -26,7 +26,7 @@ pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 /// The statements both dialects share (both accept `$n` placeholders).
-pub(crate) mod sql {
+pub(crate) mod statements {
     /// One key by id.
     pub(crate) const FIND: &str = "SELECT id, hash, user_id, space_id, name, scopes, preview, \
          created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \

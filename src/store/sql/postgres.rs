@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::listen::InvalidationListener;
-use super::{KeyRow, count, micros, scopes_text, sql, store_error};
+use super::{KeyRow, count, micros, scopes_text, statements as sql, store_error};
 use crate::error::ConfigError;
 use crate::hash::KeyHash;
 use crate::key::KeyId;
@@ -20,7 +20,7 @@ use crate::store::{
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_0001_keys.sql"))];
 
 /// Serializes concurrent migrations of instances starting together ("kgate" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6b67_6174_65;
+const MIGRATION_LOCK: i64 = 0x006b_6761_7465;
 
 /// The default LISTEN/NOTIFY channel for invalidations.
 pub const DEFAULT_CHANNEL: &str = "keygate_invalidate";

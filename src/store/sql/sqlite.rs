@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{KeyRow, count, micros, scopes_text, sql, store_error};
+use super::{KeyRow, count, micros, scopes_text, statements as sql, store_error};
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;

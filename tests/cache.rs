@@ -1,0 +1,125 @@
+//! CachedStore behind the layer: single-flight misses and invalidation on writes.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::get;
+use common::send;
+use http::StatusCode;
+use keygate::{
+    ApiKeyLayer, CacheConfig, CachedStore, KeyGenerator, KeyId, KeyManager, KeySource, KeyStore,
+    MemoryStore, NewKey, StoreError, StoredKey,
+};
+use tokio::task::JoinSet;
+
+/// A store that counts lookups and answers only after a pause (paused clock), so that
+/// concurrent requests overlap.
+#[derive(Clone, Default)]
+struct SlowCounting {
+    inner: MemoryStore,
+    finds: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl KeyStore for SlowCounting {
+    async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.inner.find(id).await
+    }
+}
+
+fn app(store: impl KeyStore) -> Router {
+    let layer = ApiKeyLayer::new(store)
+        .with_sources([KeySource::header("x-api-key").unwrap()])
+        .unwrap();
+    Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(layer)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_concurrent_requests_with_one_unknown_key_make_one_store_call() {
+    let store = SlowCounting::default();
+    let cached = CachedStore::new(store.clone());
+    let app = app(cached);
+    let unknown = KeyGenerator::default().generate().unwrap();
+    let key = unknown.expose_secret().to_owned();
+
+    let mut requests = JoinSet::new();
+    for _ in 0..1000 {
+        let (app, key) = (app.clone(), key.clone());
+        requests.spawn(async move { send(app, &[("x-api-key", key.as_bytes())]).await.status });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(store.finds.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_unknown_key_is_answered_from_the_negative_cache() {
+    let store = SlowCounting::default();
+    let config = CacheConfig {
+        negative_ttl: Duration::from_secs(5),
+        ..CacheConfig::default()
+    };
+    let app = app(CachedStore::with_config(store.clone(), config));
+    let unknown = KeyGenerator::default().generate().unwrap();
+    let header = [("x-api-key", unknown.expose_secret().as_bytes())];
+    send(app.clone(), &header).await;
+    send(app.clone(), &header).await;
+    assert_eq!(store.finds.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn random_keys_do_not_evict_known_ones() {
+    let store = SlowCounting::default();
+    let manager = KeyManager::new(store.inner.clone());
+    let known = manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let config = CacheConfig {
+        capacity: 10,
+        negative_capacity: 10,
+        ..CacheConfig::default()
+    };
+    let app = app(CachedStore::with_config(store.clone(), config));
+    let header = [("x-api-key", known.key.expose_secret().as_bytes())];
+    assert_eq!(send(app.clone(), &header).await.status, StatusCode::OK);
+    for _ in 0..200 {
+        let random = KeyGenerator::default().generate().unwrap();
+        send(
+            app.clone(),
+            &[("x-api-key", random.expose_secret().as_bytes())],
+        )
+        .await;
+    }
+    let before = store.finds.load(Ordering::SeqCst);
+    assert_eq!(send(app.clone(), &header).await.status, StatusCode::OK);
+    assert_eq!(
+        store.finds.load(Ordering::SeqCst),
+        before,
+        "the known key was evicted"
+    );
+}
+
+#[tokio::test]
+async fn revoke_through_the_cache_kills_the_key_on_the_next_request() {
+    let cached = CachedStore::new(MemoryStore::new());
+    let manager = KeyManager::new(cached.clone());
+    let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let app = Router::new().route("/me", get(|| async { "ok" })).layer(
+        manager
+            .layer()
+            .with_sources([KeySource::header("x-api-key").unwrap()])
+            .unwrap(),
+    );
+    let header = [("x-api-key", created.key.expose_secret().as_bytes())];
+    assert_eq!(send(app.clone(), &header).await.status, StatusCode::OK);
+    manager.revoke(&created.record.id()).await.unwrap();
+    assert_eq!(send(app, &header).await.status, StatusCode::UNAUTHORIZED);
+}
