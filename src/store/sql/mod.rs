@@ -65,6 +65,68 @@ pub(crate) mod statements {
         "INSERT INTO keygate_migrations (version, applied_at) VALUES ($1, $2)";
 }
 
+/// The queries both dialects run the same way, over a pool of either.
+pub(crate) struct Queries<'p, DB: sqlx::Database>(pub(crate) &'p sqlx::Pool<DB>);
+
+impl<DB> Queries<'_, DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'r> KeyRow: sqlx::FromRow<'r, DB::Row>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    /// The row of key `id`.
+    pub(crate) async fn find(&self, id: &KeyId) -> Result<Option<KeyRow>, StoreError> {
+        sqlx::query_as(statements::FIND)
+            .bind(id.as_str())
+            .fetch_optional(self.0)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Inserts a new key.
+    pub(crate) async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
+        let identity = &record.identity;
+        sqlx::query(statements::INSERT)
+            .bind(identity.key_id().as_str())
+            .bind(hash.as_bytes().as_slice())
+            .bind(identity.user())
+            .bind(identity.space())
+            .bind(identity.name())
+            .bind(scopes_text(identity.scopes()))
+            .bind(record.preview.as_str())
+            .bind(micros(record.created_at))
+            .bind(record.expires_at.map(micros))
+            .bind(record.revoked_at.map(micros))
+            .bind(record.last_used_at.map(micros))
+            .bind(count(record.use_count))
+            .execute(self.0)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The records a listing query returns for `value`.
+    pub(crate) async fn list(
+        &self,
+        query: &'static str,
+        value: &str,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(query)
+            .bind(value)
+            .fetch_all(self.0)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+}
+
 /// One row of `keygate_keys`, as both dialects return it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct KeyRow {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::listen::InvalidationListener;
-use super::{KeyRow, count, micros, scopes_text, statements as sql, store_error};
+use super::{KeyRow, Queries, count, micros, statements as sql, store_error};
 use crate::error::ConfigError;
 use crate::hash::KeyHash;
 use crate::key::KeyId;
@@ -167,15 +167,6 @@ impl PgStore {
         InvalidationListener::spawn(self.pool.clone(), self.channel.clone(), cache.clone())
     }
 
-    async fn rows(&self, query: &'static str, value: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(query)
-            .bind(value)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
-        rows.into_iter().map(KeyRow::into_record).collect()
-    }
-
     /// Runs one `UPDATE` of key `id` and, if it touched the key, notifies the channel in
     /// the same transaction.
     async fn update_and_notify<'q>(
@@ -209,11 +200,7 @@ impl fmt::Debug for PgStore {
 #[async_trait]
 impl KeyStore for PgStore {
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = Queries(&self.pool).find(id).await?;
         row.map(KeyRow::into_stored).transpose()
     }
 }
@@ -221,41 +208,20 @@ impl KeyStore for PgStore {
 #[async_trait]
 impl KeyStoreWrite for PgStore {
     async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
-        let identity = &record.identity;
-        sqlx::query(sql::INSERT)
-            .bind(identity.key_id().as_str())
-            .bind(hash.as_bytes().as_slice())
-            .bind(identity.user())
-            .bind(identity.space())
-            .bind(identity.name())
-            .bind(scopes_text(identity.scopes()))
-            .bind(&record.preview)
-            .bind(micros(record.created_at))
-            .bind(record.expires_at.map(micros))
-            .bind(record.revoked_at.map(micros))
-            .bind(record.last_used_at.map(micros))
-            .bind(count(record.use_count))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Queries(&self.pool).insert(record, hash).await
     }
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = Queries(&self.pool).find(id).await?;
         row.map(KeyRow::into_record).transpose()
     }
 
     async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.rows(sql::BY_USER, user).await
+        Queries(&self.pool).list(sql::BY_USER, user).await
     }
 
     async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.rows(sql::BY_SPACE, space).await
+        Queries(&self.pool).list(sql::BY_SPACE, space).await
     }
 
     async fn replace_secret(

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{KeyRow, count, micros, scopes_text, statements as sql, store_error};
+use super::{KeyRow, Queries, count, micros, statements as sql, store_error};
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
@@ -105,15 +105,6 @@ impl SqliteStore {
         ended.map_err(StoreError::backend)?;
         Ok(())
     }
-
-    async fn rows(&self, query: &'static str, value: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(query)
-            .bind(value)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
-        rows.into_iter().map(KeyRow::into_record).collect()
-    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -125,11 +116,7 @@ impl fmt::Debug for SqliteStore {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = Queries(&self.pool).find(id).await?;
         row.map(KeyRow::into_stored).transpose()
     }
 }
@@ -137,41 +124,20 @@ impl KeyStore for SqliteStore {
 #[async_trait]
 impl KeyStoreWrite for SqliteStore {
     async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
-        let identity = &record.identity;
-        sqlx::query(sql::INSERT)
-            .bind(identity.key_id().as_str())
-            .bind(hash.as_bytes().as_slice())
-            .bind(identity.user())
-            .bind(identity.space())
-            .bind(identity.name())
-            .bind(scopes_text(identity.scopes()))
-            .bind(&record.preview)
-            .bind(micros(record.created_at))
-            .bind(record.expires_at.map(micros))
-            .bind(record.revoked_at.map(micros))
-            .bind(record.last_used_at.map(micros))
-            .bind(count(record.use_count))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Queries(&self.pool).insert(record, hash).await
     }
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(sql::FIND)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = Queries(&self.pool).find(id).await?;
         row.map(KeyRow::into_record).transpose()
     }
 
     async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.rows(sql::BY_USER, user).await
+        Queries(&self.pool).list(sql::BY_USER, user).await
     }
 
     async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.rows(sql::BY_SPACE, space).await
+        Queries(&self.pool).list(sql::BY_SPACE, space).await
     }
 
     async fn replace_secret(
