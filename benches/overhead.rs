@@ -1,0 +1,282 @@
+//! Per-request cost of authentication, in one run, against the floor and the peer.
+//!
+//! `cargo bench --bench overhead --features cache,sqlite` measures an in-process axum
+//! Router (`oneshot`) for:
+//!
+//! 1. `bare`: the router alone;
+//! 2. `tower_http_bearer`: tower-http's `ValidateRequestHeaderLayer::bearer`, one static
+//!    token (what users pick today);
+//! 3. `floor`: a minimal hand-written layer doing only header read, SHA-256, HashMap lookup,
+//!    constant-time compare and extension insert;
+//! 4. `keygate_memory`: keygate with `MemoryStore`;
+//! 5. `keygate_cached_sqlite`: keygate with `CachedStore<SqliteStore>`, cache hot;
+//!
+//! each with 1,000 and 1,000,000 stored keys, then prints the ratios (4)/(3), (4)/(2) and
+//! (5)/(4) from the same run. Without `cache,sqlite`, (5) is skipped.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use criterion::{BenchmarkId, Criterion};
+use http::{Request, Response, StatusCode};
+use keygate::{
+    ApiKey, ApiKeyLayer, Identity, KeyGenerator, KeyHash, KeyHasher, KeyId, MemoryStore,
+    StoredKey,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tower::{Layer, Service, ServiceExt};
+
+const SIZES: [usize; 2] = [1_000, 1_000_000];
+
+/// Filler keys: ids `0000000000000001`, `…2`, …, with hashes no request presents.
+fn filler_id(n: usize) -> KeyId {
+    KeyId::parse(&format!("{n:016}")).expect("sixteen digits")
+}
+
+fn handler_router() -> Router {
+    Router::new().route("/", get(|| async { "ok" }))
+}
+
+fn request(key: &str) -> Request<Body> {
+    Request::get("/")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .expect("request")
+}
+
+async fn call(app: &Router, key: &str) -> StatusCode {
+    app.clone().oneshot(request(key)).await.expect("infallible").status()
+}
+
+// ---- (3) the floor: the least a key check can do -----------------------------------
+
+#[derive(Clone)]
+struct FloorLayer {
+    keys: Arc<HashMap<KeyId, (KeyHash, Identity)>>,
+}
+
+#[derive(Clone)]
+struct Floor<S> {
+    inner: S,
+    keys: Arc<HashMap<KeyId, (KeyHash, Identity)>>,
+}
+
+impl<S> Layer<S> for FloorLayer {
+    type Service = Floor<S>;
+    fn layer(&self, inner: S) -> Floor<S> {
+        Floor {
+            inner,
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+impl<S> Service<Request<Body>> for Floor<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<
+        S::Future,
+        std::future::Ready<Result<Response<Body>, Infallible>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let verified = request
+            .headers()
+            .get("authorization")
+            .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+            .and_then(|token| {
+                let id = KeyId::parse(std::str::from_utf8(token.get(3..19)?).ok()?).ok()?;
+                let (stored, identity) = self.keys.get(&id)?;
+                let presented: [u8; 32] = Sha256::digest(token).into();
+                bool::from(stored.as_bytes().ct_eq(&presented)).then(|| identity.clone())
+            });
+        match verified {
+            Some(identity) => {
+                request.extensions_mut().insert(identity);
+                futures_util::future::Either::Left(self.inner.call(request))
+            }
+            None => {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                futures_util::future::Either::Right(std::future::ready(Ok(response)))
+            }
+        }
+    }
+}
+
+// ---- setup ---------------------------------------------------------------------------
+
+struct Fixture {
+    key: ApiKey,
+    hash: KeyHash,
+}
+
+fn fixture() -> Fixture {
+    let key = KeyGenerator::default().generate().expect("randomness");
+    let hash = KeyHasher::sha256().hash(&key);
+    Fixture { key, hash }
+}
+
+fn memory_store(size: usize, fx: &Fixture) -> MemoryStore {
+    let store = MemoryStore::new();
+    for n in 1..size {
+        let id = filler_id(n);
+        let filler = StoredKey::new(KeyHash::from_bytes([0; 32]), Identity::new(id, "user"));
+        store.insert_key(filler).expect("unique filler id");
+    }
+    let real = StoredKey::new(fx.hash, Identity::new(fx.key.id(), "user"));
+    store.insert_key(real).expect("unique id");
+    store
+}
+
+fn floor_map(size: usize, fx: &Fixture) -> HashMap<KeyId, (KeyHash, Identity)> {
+    let mut map = HashMap::with_capacity(size);
+    for n in 1..size {
+        let id = filler_id(n);
+        map.insert(id, (KeyHash::from_bytes([0; 32]), Identity::new(id, "user")));
+    }
+    map.insert(fx.key.id(), (fx.hash, Identity::new(fx.key.id(), "user")));
+    map
+}
+
+#[cfg(all(feature = "cache", feature = "sqlite"))]
+async fn cached_sqlite(size: usize, fx: &Fixture) -> keygate::CachedStore<keygate::SqliteStore> {
+    use keygate::sqlx;
+    let store = keygate::SqliteStore::connect("sqlite::memory:").await.expect("sqlite");
+    let mut tx = store.pool().begin().await.expect("transaction");
+    let mut insert = |id: KeyId, hash: KeyHash| {
+        sqlx::query(
+            "INSERT INTO keygate_keys (id, hash, user_id, name, scopes, preview, created_at) \
+             VALUES ($1, $2, 'user', '', '', '', 0)",
+        )
+        .bind(id.as_str().to_owned())
+        .bind(hash.as_bytes().to_vec())
+    };
+    for n in 1..size {
+        insert(filler_id(n), KeyHash::from_bytes([0; 32]))
+            .execute(&mut *tx)
+            .await
+            .expect("filler row");
+    }
+    insert(fx.key.id(), fx.hash).execute(&mut *tx).await.expect("row");
+    tx.commit().await.expect("commit");
+    keygate::CachedStore::new(store)
+}
+
+fn keygate_layer(store: impl keygate::KeyStore) -> ApiKeyLayer {
+    ApiKeyLayer::new(store)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let fx = fixture();
+    let secret = fx.key.expose_secret().to_owned();
+
+    let mut group = criterion.benchmark_group("overhead");
+    for size in SIZES {
+        let mut apps: Vec<(&str, Router)> = vec![
+            ("1_bare", handler_router()),
+            (
+                "2_tower_http_bearer",
+                handler_router().layer(
+                    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(&secret),
+                ),
+            ),
+            (
+                "3_floor",
+                handler_router().layer(FloorLayer {
+                    keys: Arc::new(floor_map(size, &fx)),
+                }),
+            ),
+            (
+                "4_keygate_memory",
+                handler_router().layer(keygate_layer(memory_store(size, &fx))),
+            ),
+        ];
+        #[cfg(all(feature = "cache", feature = "sqlite"))]
+        apps.push((
+            "5_keygate_cached_sqlite",
+            handler_router().layer(keygate_layer(runtime.block_on(cached_sqlite(size, &fx)))),
+        ));
+        for (name, app) in &apps {
+            // Every configuration must actually accept the key it is measured with.
+            assert_eq!(runtime.block_on(call(app, &secret)), StatusCode::OK, "{name}");
+            group.bench_with_input(BenchmarkId::new(*name, size), app, |b, app| {
+                b.to_async(&runtime).iter(|| call(app, black_box(&secret)));
+            });
+        }
+        drop(apps);
+    }
+    group.finish();
+    criterion.final_summary();
+    ratios::print();
+}
+
+/// Reads this run's estimates back from criterion's output and prints the ratios.
+mod ratios {
+    use std::path::PathBuf;
+
+    fn estimate(config: &str, size: usize) -> Option<f64> {
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let path = dir.join(format!("criterion/overhead/{config}/{size}/new/estimates.json"));
+        let text = std::fs::read_to_string(path).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        json["mean"]["point_estimate"].as_f64()
+    }
+
+    pub(super) fn print() {
+        println!();
+        println!("{:<26} {:>12} {:>12}", "ns/request", "1,000 keys", "1,000,000 keys");
+        let configs = [
+            "1_bare",
+            "2_tower_http_bearer",
+            "3_floor",
+            "4_keygate_memory",
+            "5_keygate_cached_sqlite",
+        ];
+        for config in configs {
+            let cells: Vec<String> = super::SIZES
+                .iter()
+                .map(|&size| estimate(config, size).map_or("-".into(), |ns| format!("{ns:.0}")))
+                .collect();
+            println!("{config:<26} {:>12} {:>12}", cells[0], cells[1]);
+        }
+        println!();
+        let ratio = |a: &str, b: &str, size| Some(estimate(a, size)? / estimate(b, size)?);
+        for (label, a, b, target) in [
+            ("(4)/(3) keygate vs floor", "4_keygate_memory", "3_floor", "<= 1.10"),
+            ("(4)/(2) keygate vs tower-http", "4_keygate_memory", "2_tower_http_bearer", ""),
+            ("(5)/(4) cached sqlite vs memory", "5_keygate_cached_sqlite", "4_keygate_memory", "<= 1.15"),
+        ] {
+            let cells: Vec<String> = super::SIZES
+                .iter()
+                .map(|&size| ratio(a, b, size).map_or("-".into(), |r| format!("{r:.3}")))
+                .collect();
+            println!("{label:<34} {:>8} {:>8}   target {target}", cells[0], cells[1]);
+        }
+    }
+}
