@@ -36,6 +36,15 @@ use tower::{Layer, Service, ServiceExt};
 
 const SIZES: [usize; 2] = [1_000, 1_000_000];
 
+/// The sizes to run: all of `SIZES`, or only those listed in `KEYGATE_BENCH_SIZES`
+/// (comma-separated), which keeps profiling runs short.
+fn sizes() -> Vec<usize> {
+    match std::env::var("KEYGATE_BENCH_SIZES") {
+        Ok(list) => list.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        Err(_) => SIZES.to_vec(),
+    }
+}
+
 /// Filler keys: ids `0000000000000001`, `…2`, …, with hashes no request presents.
 fn filler_id(n: usize) -> KeyId {
     KeyId::parse(&format!("{n:016}")).expect("sixteen digits")
@@ -102,8 +111,8 @@ where
             .and_then(|token| {
                 let id = KeyId::parse(std::str::from_utf8(token.get(3..19)?).ok()?).ok()?;
                 let (stored, identity) = self.keys.get(&id)?;
-                let presented: [u8; 32] = Sha256::digest(token).into();
-                bool::from(stored.as_bytes().ct_eq(&presented)).then(|| identity.clone())
+                let presented = KeyHash::from_bytes(Sha256::digest(token).into());
+                bool::from(stored.ct_eq(&presented)).then(|| identity.clone())
             });
         match verified {
             Some(identity) => {
@@ -194,8 +203,9 @@ fn main() {
     let fx = fixture();
     let secret = fx.key.expose_secret().to_owned();
 
+    let count_mode = std::env::var("KEYGATE_BENCH_COUNT").ok();
     let mut group = criterion.benchmark_group("overhead");
-    for size in SIZES {
+    for size in sizes() {
         let mut apps: Vec<(&str, Router)> = vec![
             ("1_bare", handler_router()),
             (
@@ -220,6 +230,10 @@ fn main() {
             "5_keygate_cached_sqlite",
             handler_router().layer(keygate_layer(runtime.block_on(cached_sqlite(size, &fx)))),
         ));
+        if let Some(spec) = &count_mode {
+            count(&runtime, &apps, spec, &secret);
+            return;
+        }
         for (name, app) in &apps {
             // Every configuration must actually accept the key it is measured with.
             assert_eq!(runtime.block_on(call(app, &secret)), StatusCode::OK, "{name}");
@@ -232,6 +246,24 @@ fn main() {
     group.finish();
     criterion.final_summary();
     ratios::print();
+}
+
+/// `KEYGATE_BENCH_COUNT=<config>:<n>`: sends `n` requests to one configuration in a plain
+/// loop, for instruction counts under `valgrind --tool=callgrind` (run with two values of
+/// `n`; the difference divided by the difference in `n` is the cost of one request,
+/// setup excluded). See BENCHMARKS.md.
+fn count(runtime: &tokio::runtime::Runtime, apps: &[(&str, Router)], spec: &str, key: &str) {
+    let (config, n) = spec.split_once(':').expect("KEYGATE_BENCH_COUNT=<config>:<n>");
+    let n: usize = n.parse().expect("a number of requests");
+    let (_, app) = apps
+        .iter()
+        .find(|(name, _)| *name == config)
+        .expect("a configuration name such as 4_keygate_memory");
+    runtime.block_on(async {
+        for _ in 0..n {
+            assert_eq!(call(app, black_box(key)).await, StatusCode::OK);
+        }
+    });
 }
 
 /// Reads this run's estimates back from criterion's output and prints the ratios.

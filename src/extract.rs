@@ -11,7 +11,9 @@ use http::request::Parts;
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::identity::Identity;
-use crate::layer::LayerContext;
+use std::sync::Arc;
+
+use crate::layer::{LayerContext, Shared};
 use crate::reject::{Insufficient, Rejection};
 
 /// Takes the [`Identity`] that [`ApiKeyLayer`](crate::ApiKeyLayer) verified.
@@ -26,10 +28,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         if let Some(identity) = parts.extensions.get::<Identity>() {
-            return Ok(identity.clone());
+            return Ok(identity.detached());
         }
-        match parts.extensions.get::<LayerContext>() {
-            Some(context) => Err(IdentityRejection::deny(context, parts, Rejection::Missing)),
+        match layer_of(parts) {
+            Some(layer) => Err(IdentityRejection::deny(&layer, parts, Rejection::Missing)),
             None => Err(IdentityRejection(RejectionKind::NoLayer)),
         }
     }
@@ -43,7 +45,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Identity>().cloned())
+        Ok(parts.extensions.get::<Identity>().map(Identity::detached))
     }
 }
 
@@ -95,10 +97,19 @@ impl<S: Send + Sync, T: ScopeName> FromRequestParts<S> for RequireScope<T> {
             return Ok(Self(identity, PhantomData));
         }
         let rejection = Rejection::Forbidden(Insufficient::Scope(T::SCOPE.to_owned()));
-        match parts.extensions.get::<LayerContext>() {
-            Some(context) => Err(IdentityRejection::deny(context, parts, rejection)),
+        match layer_of(parts) {
+            Some(layer) => Err(IdentityRejection::deny(&layer, parts, rejection)),
             None => Err(IdentityRejection(RejectionKind::NoLayer)),
         }
+    }
+}
+
+/// The layer in front of this route: the one that verified the identity, or the one that
+/// let the request through without a key.
+fn layer_of(parts: &Parts) -> Option<Arc<Shared>> {
+    match parts.extensions.get::<Identity>().and_then(Identity::layer) {
+        Some(layer) => Some(layer.clone()),
+        None => parts.extensions.get::<LayerContext>().map(|c| c.0.clone()),
     }
 }
 
@@ -113,8 +124,7 @@ enum RejectionKind {
 }
 
 impl IdentityRejection {
-    fn deny(context: &LayerContext, parts: &Parts, rejection: Rejection) -> Self {
-        let shared = &context.0;
+    fn deny(shared: &Shared, parts: &Parts, rejection: Rejection) -> Self {
         let mut event = AuditEvent::new(
             shared.clock_now(),
             Outcome::Denied(rejection.reason()),
@@ -123,7 +133,7 @@ impl IdentityRejection {
         );
         let identity = parts.extensions.get::<Identity>();
         event.key_id = identity.map(Identity::key_id);
-        event.identity = identity.cloned();
+        event.identity = identity.map(Identity::detached);
         shared.emit(event);
         Self(RejectionKind::Denied(shared.respond(&rejection)))
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::key::KeyId;
+use crate::layer::Shared;
 
 /// The caller behind a verified key: inserted into the request extensions by
 /// [`ApiKeyLayer`](crate::ApiKeyLayer) and read by handlers.
@@ -23,8 +24,22 @@ use crate::key::KeyId;
 /// assert!(identity.scopes().contains("items:read"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Identity(Arc<Inner>);
+#[derive(Clone)]
+pub struct Identity {
+    inner: Arc<Inner>,
+    /// The layer that verified this identity, when it came from one: lets extractors and
+    /// scope guards answer with that layer's realm and audit into its log. Carried here,
+    /// rather than as a second request extension, to keep the hot path to one insert.
+    layer: Option<Arc<Shared>>,
+}
+
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+
+impl Eq for Identity {}
 
 #[derive(Clone, PartialEq, Eq)]
 struct Inner {
@@ -38,67 +53,90 @@ struct Inner {
 impl Identity {
     /// An identity for key `key_id`, owned by `user`, with no space, no scopes and no name.
     pub fn new(key_id: KeyId, user: impl Into<Box<str>>) -> Self {
-        Self(Arc::new(Inner {
-            key_id,
-            user: user.into(),
-            space: None,
-            scopes: Scopes::default(),
-            name: "".into(),
-        }))
+        Self {
+            inner: Arc::new(Inner {
+                key_id,
+                user: user.into(),
+                space: None,
+                scopes: Scopes::default(),
+                name: "".into(),
+            }),
+            layer: None,
+        }
+    }
+
+    /// This identity as verified by `layer`.
+    pub(crate) fn verified_by(mut self, layer: Arc<Shared>) -> Self {
+        self.layer = Some(layer);
+        self
+    }
+
+    /// The layer that verified this identity, if any.
+    pub(crate) fn layer(&self) -> Option<&Arc<Shared>> {
+        self.layer.as_ref()
+    }
+
+    /// The same identity, without its link to a layer: for values that outlive the
+    /// request (audit events, handler state).
+    pub(crate) fn detached(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: None,
+        }
     }
 
     /// Sets the key's display name.
     pub fn with_name(mut self, name: impl Into<Box<str>>) -> Self {
-        Arc::make_mut(&mut self.0).name = name.into();
+        Arc::make_mut(&mut self.inner).name = name.into();
         self
     }
 
     /// Binds the key to one space (workspace, project, tenant).
     pub fn with_space(mut self, space: impl Into<Box<str>>) -> Self {
-        Arc::make_mut(&mut self.0).space = Some(space.into());
+        Arc::make_mut(&mut self.inner).space = Some(space.into());
         self
     }
 
     /// Sets the key's scopes.
     pub fn with_scopes(mut self, scopes: Scopes) -> Self {
-        Arc::make_mut(&mut self.0).scopes = scopes;
+        Arc::make_mut(&mut self.inner).scopes = scopes;
         self
     }
 
     /// The id of the key that authenticated the request.
     pub fn key_id(&self) -> KeyId {
-        self.0.key_id
+        self.inner.key_id
     }
 
     /// The user the key belongs to.
     pub fn user(&self) -> &str {
-        &self.0.user
+        &self.inner.user
     }
 
     /// The one space this key is bound to, if any. `None` means a user-wide key.
     pub fn space(&self) -> Option<&str> {
-        self.0.space.as_deref()
+        self.inner.space.as_deref()
     }
 
     /// The key's scopes.
     pub fn scopes(&self) -> &Scopes {
-        &self.0.scopes
+        &self.inner.scopes
     }
 
     /// The key's display name (empty when none was given).
     pub fn name(&self) -> &str {
-        &self.0.name
+        &self.inner.name
     }
 }
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")
-            .field("key_id", &self.0.key_id)
-            .field("user", &self.0.user)
-            .field("space", &self.0.space)
-            .field("scopes", &self.0.scopes)
-            .field("name", &self.0.name)
+            .field("key_id", &self.inner.key_id)
+            .field("user", &self.inner.user)
+            .field("space", &self.inner.space)
+            .field("scopes", &self.inner.scopes)
+            .field("name", &self.inner.name)
             .finish()
     }
 }
@@ -227,6 +265,6 @@ mod tests {
     fn clone_shares_the_allocation() {
         let a = Identity::new(id(), "u1");
         let b = a.clone();
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(Arc::ptr_eq(&a.inner, &b.inner));
     }
 }

@@ -383,8 +383,9 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyService<S> {
     }
 }
 
-/// Put in the extensions of every request the layer lets through, so extractors answer
-/// with the layer's own realm, hook and audit.
+/// Put in the extensions of requests the layer lets through without a key (anonymous
+/// callers, CORS preflights), so extractors answer with the layer's own realm, hook and
+/// audit. Verified requests carry the layer in their [`Identity`] instead.
 #[cfg(feature = "axum")]
 #[derive(Clone)]
 pub(crate) struct LayerContext(pub(crate) Arc<Shared>);
@@ -461,6 +462,18 @@ where
             for value in entry.iter_mut() {
                 value.set_sensitive(true);
             }
+        }
+
+        // A store that can answer from memory does so here: no allocation, no timer, and the
+        // inner service is called before `call` returns.
+        let ready = catch_unwind(AssertUnwindSafe(|| shared.store.find_ready(&id)))
+            .unwrap_or_else(|_panic| Some(Err(StoreError::backend("the key store panicked"))));
+        if let Some(found) = ready {
+            let key = PendingKey { id, hash, now };
+            return match shared.admit(found, &key, request) {
+                Ok(request) => ResponseFuture::inner(self.inner.call(request)),
+                Err(response) => ResponseFuture::rejected(response),
+            };
         }
 
         let lookup = shared.lookup(id);
@@ -594,6 +607,30 @@ impl Shared {
         Ok(verified)
     }
 
+    /// Decides on a looked-up key: the request to pass on, with its identity, or the
+    /// response refusing it. Either way the decision is audited.
+    fn admit<B>(
+        self: &Arc<Self>,
+        found: Result<Option<StoredKey>, StoreError>,
+        key: &PendingKey,
+        mut request: Request<B>,
+    ) -> Result<Request<B>, Response<Bytes>> {
+        match self.decide(found, key, &request) {
+            Ok(verified) => {
+                self.allow(&verified, key, &request);
+                request
+                    .extensions_mut()
+                    .insert::<Identity>(verified.identity.verified_by(self.clone()));
+                Ok(request)
+            }
+            Err(denial) => {
+                let (rejection, event) = *denial;
+                self.emit(event);
+                Err(self.respond(&rejection))
+            }
+        }
+    }
+
     /// Records a successful use: audit event and last-used data.
     fn allow<B>(&self, verified: &Verified, pending: &PendingKey, request: &Request<B>) {
         let outcome = if verified.by_previous_secret {
@@ -716,7 +753,7 @@ where
                     };
                     let Pending {
                         mut inner,
-                        mut request,
+                        request,
                         id,
                         hash,
                         now,
@@ -725,22 +762,14 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let key = PendingKey { id, hash, now };
-                    match shared.decide(found, &key, &request) {
-                        Ok(verified) => {
-                            shared.allow(&verified, &key, &request);
-                            let extensions = request.extensions_mut();
-                            extensions.insert::<Identity>(verified.identity);
-                            #[cfg(feature = "axum")]
-                            extensions.insert(LayerContext(shared.clone()));
+                    match shared.admit(found, &key, request) {
+                        Ok(request) => {
                             let future = inner.call(request);
                             this.state.set(State::Inner { future });
                         }
-                        Err(denial) => {
-                            let (rejection, event) = *denial;
-                            shared.emit(event);
-                            let response = shared.respond(&rejection).map(ResBody::from);
+                        Err(response) => {
                             this.state.set(State::Rejected { response: None });
-                            return Poll::Ready(Ok(response));
+                            return Poll::Ready(Ok(response.map(ResBody::from)));
                         }
                     }
                 }

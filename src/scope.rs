@@ -92,15 +92,11 @@ where
             Some(_) => Rejection::Forbidden(Insufficient::Scope(self.guard.scope.to_string())),
             None => Rejection::Missing,
         };
-        // The layer in front of this guard hands over its current configuration; a guard
-        // made before a later `with_*` call would otherwise use the older one.
-        #[cfg(feature = "axum")]
-        let shared = request
-            .extensions()
-            .get::<crate::layer::LayerContext>()
-            .map_or(&self.guard.shared, |context| &context.0);
-        #[cfg(not(feature = "axum"))]
-        let shared = &self.guard.shared;
+        // The layer that verified the identity hands over its current configuration; a
+        // guard made before a later `with_*` call would otherwise use the older one.
+        let shared = identity
+            .and_then(Identity::layer)
+            .unwrap_or(&self.guard.shared);
         let mut event = AuditEvent::new(
             shared.clock_now(),
             Outcome::Denied(rejection.reason()),
@@ -108,7 +104,7 @@ where
             request.uri(),
         );
         event.key_id = identity.map(Identity::key_id);
-        event.identity = identity.cloned();
+        event.identity = identity.map(Identity::detached);
         shared.emit(event);
         ResponseFuture::rejected(shared.respond(&rejection))
     }

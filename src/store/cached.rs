@@ -297,6 +297,31 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
         }
         self.cached_find(id).await
     }
+
+    /// A cache hit, answered without waiting; misses and anything that would have to wait
+    /// go through [`KeyStore::find`].
+    fn find_ready(&self, id: &KeyId) -> Option<Result<Option<StoredKey>, StoreError>> {
+        let shared = &self.shared;
+        if shared.bypass.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(entry) = now_or_never(shared.positive.get(id))? {
+            return now_or_never(self.is_fresh(id, entry.loaded_at))?
+                .then_some(Ok(Some(entry.key)));
+        }
+        let loaded_at = now_or_never(shared.negative.get(id))??;
+        now_or_never(self.is_fresh(id, loaded_at))?.then_some(Ok(None))
+    }
+}
+
+/// Polls a future once: its output if it is ready without waiting, else `None` (and the
+/// future is dropped). Cache reads complete on their first poll unless contended.
+fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
 }
 
 #[async_trait]
@@ -458,6 +483,20 @@ mod tests {
             .update(stored(key).with_revoked(true))
             .unwrap();
         assert!(cached.find(&key).await.unwrap().unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn a_hit_is_answered_without_waiting() {
+        let counting = Counting::default();
+        let key = id("AAAAAAAAAAAAAAAA");
+        counting.inner.insert_key(stored(key)).unwrap();
+        let cached = CachedStore::new(counting.clone());
+        assert!(cached.find_ready(&key).is_none(), "a miss must go to the store");
+        cached.find(&key).await.unwrap();
+        assert!(cached.find_ready(&key).unwrap().unwrap().is_some());
+        cached.invalidate(&key).await;
+        assert!(cached.find_ready(&key).is_none(), "an invalidated key must go to the store");
+        assert_eq!(counting.finds.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

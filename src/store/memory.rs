@@ -152,6 +152,10 @@ impl KeyStore for MemoryStore {
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
         Ok(self.get(id))
     }
+
+    fn find_ready(&self, id: &KeyId) -> Option<Result<Option<StoredKey>, StoreError>> {
+        Some(Ok(self.get(id)))
+    }
 }
 
 #[async_trait]

@@ -72,12 +72,27 @@ pub trait KeyStore: Send + Sync + 'static {
     /// A [`StoreError`] when the backend cannot answer. The layer then answers 503 and
     /// does not call the inner service.
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Answers at once, without waiting, when the store can: from memory.
+    ///
+    /// `Some` must hold exactly what [`KeyStore::find`] would return now; `None` means
+    /// "call `find`". The layer tries this first, so a store that keeps keys in memory
+    /// saves every request an allocation and a timer. The default, `None`, is always
+    /// correct: it only gives up the shortcut.
+    fn find_ready(&self, id: &KeyId) -> Option<Result<Option<StoredKey>, StoreError>> {
+        let _ = id;
+        None
+    }
 }
 
 #[async_trait]
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
         (**self).find(id).await
+    }
+
+    fn find_ready(&self, id: &KeyId) -> Option<Result<Option<StoredKey>, StoreError>> {
+        (**self).find_ready(id)
     }
 }
 
