@@ -125,16 +125,18 @@ enum RejectionKind {
 
 impl IdentityRejection {
     fn deny(shared: &Shared, parts: &Parts, rejection: Rejection) -> Self {
-        let mut event = AuditEvent::new(
-            shared.clock_now(),
-            Outcome::Denied(rejection.reason()),
-            &parts.method,
-            &parts.uri,
-        );
-        let identity = parts.extensions.get::<Identity>();
-        event.key_id = identity.map(Identity::key_id);
-        event.identity = identity.map(Identity::detached);
-        shared.emit(event);
+        shared.emit(|| {
+            let mut event = AuditEvent::new(
+                shared.clock_now(),
+                Outcome::Denied(rejection.reason()),
+                &parts.method,
+                &parts.uri,
+            );
+            let identity = parts.extensions.get::<Identity>();
+            event.key_id = identity.map(Identity::key_id);
+            event.identity = identity.map(Identity::detached);
+            event
+        });
         Self(RejectionKind::Denied(shared.respond(&rejection)))
     }
 

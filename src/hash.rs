@@ -194,7 +194,11 @@ mod tests {
         for position in 0..32 {
             let mut other = base;
             other[position] ^= 1;
-            assert_ne!(KeyHash::from_bytes(base), KeyHash::from_bytes(other), "{position}");
+            assert_ne!(
+                KeyHash::from_bytes(base),
+                KeyHash::from_bytes(other),
+                "{position}"
+            );
         }
         assert_eq!(KeyHash::from_bytes(base), KeyHash::from_bytes(base));
     }

@@ -432,7 +432,11 @@ mod tests {
     #[test]
     fn alphanumeric_check_rejects_every_other_byte() {
         for b in 0..=255u8 {
-            assert_eq!(all_alphanumeric(&[b'a', b, b'0']), b.is_ascii_alphanumeric(), "{b}");
+            assert_eq!(
+                all_alphanumeric(&[b'a', b, b'0']),
+                b.is_ascii_alphanumeric(),
+                "{b}"
+            );
         }
     }
 

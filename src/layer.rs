@@ -85,7 +85,8 @@ pub(crate) struct Shared {
     preflight: bool,
     space: Option<SpaceResolver>,
     store_timeout: Option<Duration>,
-    pub(crate) audit: Arc<AuditLog>,
+    /// `None` for [`NoAudit`]: then no event is even built.
+    pub(crate) audit: Option<Arc<AuditLog>>,
     usage: Option<Arc<UsageTracker>>,
 }
 
@@ -119,10 +120,10 @@ impl ApiKeyLayer {
                 preflight: false,
                 space: None,
                 store_timeout: cfg!(feature = "tokio").then_some(DEFAULT_STORE_TIMEOUT),
-                audit: Arc::new(AuditLog::new(
+                audit: Some(Arc::new(AuditLog::new(
                     Arc::new(TracingSink),
                     audit::DEFAULT_CAPACITY,
-                )),
+                ))),
                 usage: None,
             }),
         }
@@ -247,8 +248,11 @@ impl ApiKeyLayer {
     /// Where audit events go (default [`TracingSink`]), through a queue of `capacity`
     /// events; when the sink falls behind and the queue is full, events are dropped and
     /// counted in [`ApiKeyLayer::stats`].
-    pub fn with_audit_sink(self, sink: impl AuditSink, capacity: usize) -> Self {
-        let audit = Arc::new(AuditLog::new(Arc::new(sink), capacity));
+    ///
+    /// With [`NoAudit`](crate::NoAudit) no event is built at all.
+    pub fn with_audit_sink<A: AuditSink>(self, sink: A, capacity: usize) -> Self {
+        let discard = std::any::TypeId::of::<A>() == std::any::TypeId::of::<crate::NoAudit>();
+        let audit = (!discard).then(|| Arc::new(AuditLog::new(Arc::new(sink), capacity)));
         self.edit(|shared| shared.audit = audit)
     }
 
@@ -312,7 +316,11 @@ impl ApiKeyLayer {
     /// Counters of the audit pipeline and usage tracking.
     pub fn stats(&self) -> LayerStats {
         LayerStats {
-            audit: self.shared.audit.stats(),
+            audit: self
+                .shared
+                .audit
+                .as_ref()
+                .map_or_else(AuditStats::default, |audit| audit.stats()),
             usage_dropped: self
                 .shared
                 .usage
@@ -412,12 +420,8 @@ where
                 .headers()
                 .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
         {
-            shared.emit(AuditEvent::new(
-                now,
-                Outcome::Preflight,
-                request.method(),
-                request.uri(),
-            ));
+            shared
+                .emit(|| AuditEvent::new(now, Outcome::Preflight, request.method(), request.uri()));
             #[cfg(feature = "axum")]
             request
                 .extensions_mut()
@@ -427,12 +431,9 @@ where
         let presented = match source::find(&shared.sources, request.headers()) {
             Ok(Some(presented)) => presented,
             Ok(None) if shared.anonymous => {
-                shared.emit(AuditEvent::new(
-                    now,
-                    Outcome::Anonymous,
-                    request.method(),
-                    request.uri(),
-                ));
+                shared.emit(|| {
+                    AuditEvent::new(now, Outcome::Anonymous, request.method(), request.uri())
+                });
                 #[cfg(feature = "axum")]
                 request
                     .extensions_mut()
@@ -501,8 +502,11 @@ impl Shared {
         self.responder.respond(rejection)
     }
 
-    pub(crate) fn emit(&self, event: AuditEvent) {
-        self.audit.emit(event);
+    /// Audits a decision; `event` is only built when there is a log to take it.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> AuditEvent) {
+        if let Some(audit) = &self.audit {
+            audit.emit(event());
+        }
     }
 
     pub(crate) fn clock_now(&self) -> SystemTime {
@@ -520,14 +524,16 @@ impl Shared {
     where
         S: Service<Request<B>>,
     {
-        let mut event = AuditEvent::new(
-            now,
-            Outcome::Denied(rejection.reason()),
-            request.method(),
-            request.uri(),
-        );
-        event.key_id = key_id;
-        self.emit(event);
+        self.emit(|| {
+            let mut event = AuditEvent::new(
+                now,
+                Outcome::Denied(rejection.reason()),
+                request.method(),
+                request.uri(),
+            );
+            event.key_id = key_id;
+            event
+        });
         ResponseFuture::rejected(self.respond(&rejection))
     }
 
@@ -554,18 +560,11 @@ impl Shared {
         found: Result<Option<StoredKey>, StoreError>,
         pending: &PendingKey,
         request: &Request<B>,
-    ) -> Result<Verified, Box<(Rejection, AuditEvent)>> {
-        let deny = |rejection: Rejection, identity: Option<Identity>, target: Option<String>| {
-            let mut event = AuditEvent::new(
-                pending.now,
-                Outcome::Denied(rejection.reason()),
-                request.method(),
-                request.uri(),
-            );
-            event.key_id = Some(pending.id);
-            event.identity = identity;
-            event.target_space = target;
-            Box::new((rejection, event))
+    ) -> Result<Verified, Denial> {
+        let deny = |rejection, identity, target| Denial {
+            rejection,
+            identity,
+            target,
         };
         let stored = match found {
             Ok(Some(stored)) => stored,
@@ -624,9 +623,19 @@ impl Shared {
                 Ok(request)
             }
             Err(denial) => {
-                let (rejection, event) = *denial;
-                self.emit(event);
-                Err(self.respond(&rejection))
+                self.emit(|| {
+                    let mut event = AuditEvent::new(
+                        key.now,
+                        Outcome::Denied(denial.rejection.reason()),
+                        request.method(),
+                        request.uri(),
+                    );
+                    event.key_id = Some(key.id);
+                    event.identity = denial.identity;
+                    event.target_space = denial.target;
+                    event
+                });
+                Err(self.respond(&denial.rejection))
             }
         }
     }
@@ -638,10 +647,12 @@ impl Shared {
         } else {
             Outcome::Allowed
         };
-        let mut event = AuditEvent::new(pending.now, outcome, request.method(), request.uri());
-        event.key_id = Some(pending.id);
-        event.identity = Some(verified.identity.clone());
-        self.emit(event);
+        self.emit(|| {
+            let mut event = AuditEvent::new(pending.now, outcome, request.method(), request.uri());
+            event.key_id = Some(pending.id);
+            event.identity = Some(verified.identity.clone());
+            event
+        });
         if let Some(usage) = &self.usage {
             usage.record(pending.id, pending.now);
             #[cfg(feature = "tokio")]
@@ -664,6 +675,13 @@ fn warn_no_space_policy() {
 }
 
 type LookupFuture = Pin<Box<dyn Future<Output = Result<Option<StoredKey>, StoreError>> + Send>>;
+
+/// A refusal after lookup, with what the audit event needs to say about it.
+struct Denial {
+    rejection: Rejection,
+    identity: Option<Identity>,
+    target: Option<String>,
+}
 
 /// What a request waiting on its lookup carries into the future.
 struct Pending<S, B> {

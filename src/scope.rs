@@ -97,15 +97,17 @@ where
         let shared = identity
             .and_then(Identity::layer)
             .unwrap_or(&self.guard.shared);
-        let mut event = AuditEvent::new(
-            shared.clock_now(),
-            Outcome::Denied(rejection.reason()),
-            request.method(),
-            request.uri(),
-        );
-        event.key_id = identity.map(Identity::key_id);
-        event.identity = identity.map(Identity::detached);
-        shared.emit(event);
+        shared.emit(|| {
+            let mut event = AuditEvent::new(
+                shared.clock_now(),
+                Outcome::Denied(rejection.reason()),
+                request.method(),
+                request.uri(),
+            );
+            event.key_id = identity.map(Identity::key_id);
+            event.identity = identity.map(Identity::detached);
+            event
+        });
         ResponseFuture::rejected(shared.respond(&rejection))
     }
 }

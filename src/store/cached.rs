@@ -491,11 +491,17 @@ mod tests {
         let key = id("AAAAAAAAAAAAAAAA");
         counting.inner.insert_key(stored(key)).unwrap();
         let cached = CachedStore::new(counting.clone());
-        assert!(cached.find_ready(&key).is_none(), "a miss must go to the store");
+        assert!(
+            cached.find_ready(&key).is_none(),
+            "a miss must go to the store"
+        );
         cached.find(&key).await.unwrap();
         assert!(cached.find_ready(&key).unwrap().unwrap().is_some());
         cached.invalidate(&key).await;
-        assert!(cached.find_ready(&key).is_none(), "an invalidated key must go to the store");
+        assert!(
+            cached.find_ready(&key).is_none(),
+            "an invalidated key must go to the store"
+        );
         assert_eq!(counting.finds.load(Ordering::SeqCst), 1);
     }
 
