@@ -136,6 +136,16 @@ where
     }
 }
 
+/// A sink that receives every event, allowed ones included, and only counts them.
+#[derive(Default)]
+struct CountingSink(std::sync::atomic::AtomicU64);
+
+impl keygate::AuditSink for CountingSink {
+    fn record(&self, _event: &keygate::AuditEvent) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 // ---- setup ---------------------------------------------------------------------------
 
 struct Fixture {
@@ -243,6 +253,12 @@ fn main() {
             ),
         ];
         if std::env::var_os("KEYGATE_BENCH_VARIANTS").is_some() {
+            apps.push((
+                "4c_keygate_memory_every_event",
+                handler_router().layer(
+                    keygate_layer(memory_store(size, &fx)).with_audit_sink(CountingSink::default(), 8192),
+                ),
+            ));
             apps.push((
                 "4b_keygate_memory_no_audit",
                 handler_router().layer(

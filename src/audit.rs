@@ -191,10 +191,18 @@ pub trait AuditSink: Send + Sync + 'static {
     fn record(&self, event: &AuditEvent);
 }
 
+impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
+    fn record(&self, event: &AuditEvent) {
+        (**self).record(event);
+    }
+}
+
 /// The default sink: one `tracing` event per decision, with target `keygate::audit`.
 ///
 /// Denials are logged at `INFO`, allowed requests at `DEBUG`, so a production filter at
-/// `INFO` keeps the trail of failures without one line per request.
+/// `INFO` keeps the trail of failures without one line per request. While `DEBUG` is off
+/// for `keygate::audit`, the layer does not even build or queue the events of allowed
+/// requests, so they cost nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingSink;
 
@@ -271,6 +279,9 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 /// The bounded queue in front of a sink, with its worker thread.
 pub(crate) struct AuditLog {
     sink: Arc<dyn AuditSink>,
+    /// The sink is [`TracingSink`], which logs allowed requests at `DEBUG`: while that level
+    /// is off for `keygate::audit`, those events are not even queued.
+    tracing: bool,
     capacity: usize,
     /// Started on the first event, so layers that never serve spawn no thread.
     worker: OnceLock<Option<Worker>>,
@@ -289,13 +300,19 @@ struct Counters {
 }
 
 impl AuditLog {
-    pub(crate) fn new(sink: Arc<dyn AuditSink>, capacity: usize) -> Self {
+    pub(crate) fn new<A: AuditSink>(sink: A, capacity: usize) -> Self {
         Self {
-            sink,
+            tracing: std::any::TypeId::of::<A>() == std::any::TypeId::of::<TracingSink>(),
+            sink: Arc::new(sink),
             capacity: capacity.max(1),
             worker: OnceLock::new(),
             counters: Arc::default(),
         }
+    }
+
+    /// Whether an allowed request's event would reach anything.
+    pub(crate) fn wants_allowed(&self) -> bool {
+        !self.tracing || tracing::enabled!(target: "keygate::audit", tracing::Level::DEBUG)
     }
 
     /// Queues an event; never blocks.
@@ -397,7 +414,7 @@ mod tests {
     #[test]
     fn events_reach_the_sink_in_order() {
         let (tx, rx) = channel();
-        let log = AuditLog::new(Arc::new(ChannelSink(Mutex::new(tx))), 16);
+        let log = AuditLog::new(ChannelSink(Mutex::new(tx)), 16);
         log.emit(event(Outcome::Allowed));
         log.emit(event(Outcome::Denied(Reason::Unknown)));
         let timeout = Duration::from_secs(5);
@@ -411,7 +428,7 @@ mod tests {
     #[test]
     fn a_panicking_sink_is_counted_and_keeps_receiving() {
         let (tx, rx) = channel();
-        let log = AuditLog::new(Arc::new(ChannelSink(Mutex::new(tx))), 16);
+        let log = AuditLog::new(ChannelSink(Mutex::new(tx)), 16);
         log.emit(event(Outcome::Denied(Reason::Revoked)));
         log.emit(event(Outcome::Allowed));
         assert_eq!(
@@ -447,6 +464,13 @@ mod tests {
         let event = AuditEvent::new(SystemTime::UNIX_EPOCH, Outcome::Allowed, &Method::GET, &uri);
         // "/" then two-byte chars: byte 512 falls inside one, so the cut lands at 511.
         assert_eq!(event.path().len(), MAX_PATH_LEN - 1);
+    }
+
+    #[test]
+    fn allowed_events_are_skipped_only_for_the_tracing_sink_with_debug_off() {
+        // No subscriber is installed in unit tests, so DEBUG is off.
+        assert!(!AuditLog::new(TracingSink, 16).wants_allowed());
+        assert!(AuditLog::new(NoAudit, 16).wants_allowed());
     }
 
     #[test]

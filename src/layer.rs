@@ -120,10 +120,7 @@ impl ApiKeyLayer {
                 preflight: false,
                 space: None,
                 store_timeout: cfg!(feature = "tokio").then_some(DEFAULT_STORE_TIMEOUT),
-                audit: Some(Arc::new(AuditLog::new(
-                    Arc::new(TracingSink),
-                    audit::DEFAULT_CAPACITY,
-                ))),
+                audit: Some(Arc::new(AuditLog::new(TracingSink, audit::DEFAULT_CAPACITY))),
                 usage: None,
             }),
         }
@@ -252,7 +249,7 @@ impl ApiKeyLayer {
     /// With [`NoAudit`](crate::NoAudit) no event is built at all.
     pub fn with_audit_sink<A: AuditSink>(self, sink: A, capacity: usize) -> Self {
         let discard = std::any::TypeId::of::<A>() == std::any::TypeId::of::<crate::NoAudit>();
-        let audit = (!discard).then(|| Arc::new(AuditLog::new(Arc::new(sink), capacity)));
+        let audit = (!discard).then(|| Arc::new(AuditLog::new(sink, capacity)));
         self.edit(|shared| shared.audit = audit)
     }
 
@@ -509,6 +506,15 @@ impl Shared {
         }
     }
 
+    /// Audits a request that went on; skipped when the sink would drop it anyway.
+    fn emit_allowed(&self, event: impl FnOnce() -> AuditEvent) {
+        if let Some(audit) = &self.audit
+            && audit.wants_allowed()
+        {
+            audit.emit(event());
+        }
+    }
+
     pub(crate) fn clock_now(&self) -> SystemTime {
         self.clock.now()
     }
@@ -647,7 +653,7 @@ impl Shared {
         } else {
             Outcome::Allowed
         };
-        self.emit(|| {
+        self.emit_allowed(|| {
             let mut event = AuditEvent::new(pending.now, outcome, request.method(), request.uri());
             event.key_id = Some(pending.id);
             event.identity = Some(verified.identity.clone());
