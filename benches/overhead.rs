@@ -256,7 +256,8 @@ fn main() {
             apps.push((
                 "4c_keygate_memory_every_event",
                 handler_router().layer(
-                    keygate_layer(memory_store(size, &fx)).with_audit_sink(CountingSink::default(), 8192),
+                    keygate_layer(memory_store(size, &fx))
+                        .with_audit_sink(CountingSink::default(), 8192),
                 ),
             ));
             apps.push((

@@ -41,13 +41,31 @@ impl PartialEq for Identity {
 
 impl Eq for Identity {}
 
+/// What an identity holds. The common key (an id and a user, nothing else) costs one
+/// small allocation; space, scopes and name live apart, allocated only when set, which
+/// keeps a million stored keys within a few hundred bytes each.
 #[derive(Clone, PartialEq, Eq)]
-struct Inner {
+pub(crate) struct Inner {
     key_id: KeyId,
     user: Box<str>,
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Extra {
     space: Option<Box<str>>,
     scopes: Scopes,
     name: Box<str>,
+}
+
+impl Inner {
+    pub(crate) fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
 }
 
 impl Identity {
@@ -57,12 +75,20 @@ impl Identity {
             inner: Arc::new(Inner {
                 key_id,
                 user: user.into(),
-                space: None,
-                scopes: Scopes::default(),
-                name: "".into(),
+                extra: None,
             }),
             layer: None,
         }
+    }
+
+    /// The shared part, for stores that keep identities compactly.
+    pub(crate) fn shared_inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// An identity around a kept shared part.
+    pub(crate) fn from_shared_inner(inner: Arc<Inner>) -> Self {
+        Self { inner, layer: None }
     }
 
     /// This identity as verified by `layer`.
@@ -87,19 +113,28 @@ impl Identity {
 
     /// Sets the key's display name.
     pub fn with_name(mut self, name: impl Into<Box<str>>) -> Self {
-        Arc::make_mut(&mut self.inner).name = name.into();
+        let name = name.into();
+        let inner = Arc::make_mut(&mut self.inner);
+        if name.is_empty() && inner.extra.is_none() {
+            return self;
+        }
+        inner.extra_mut().name = name;
         self
     }
 
     /// Binds the key to one space (workspace, project, tenant).
     pub fn with_space(mut self, space: impl Into<Box<str>>) -> Self {
-        Arc::make_mut(&mut self.inner).space = Some(space.into());
+        Arc::make_mut(&mut self.inner).extra_mut().space = Some(space.into());
         self
     }
 
     /// Sets the key's scopes.
     pub fn with_scopes(mut self, scopes: Scopes) -> Self {
-        Arc::make_mut(&mut self.inner).scopes = scopes;
+        let inner = Arc::make_mut(&mut self.inner);
+        if scopes.is_empty() && inner.extra.is_none() {
+            return self;
+        }
+        inner.extra_mut().scopes = scopes;
         self
     }
 
@@ -115,17 +150,21 @@ impl Identity {
 
     /// The one space this key is bound to, if any. `None` means a user-wide key.
     pub fn space(&self) -> Option<&str> {
-        self.inner.space.as_deref()
+        self.inner.extra.as_ref()?.space.as_deref()
     }
 
     /// The key's scopes.
     pub fn scopes(&self) -> &Scopes {
-        &self.inner.scopes
+        static NONE: Scopes = Scopes(Vec::new());
+        self.inner
+            .extra
+            .as_ref()
+            .map_or(&NONE, |extra| &extra.scopes)
     }
 
     /// The key's display name (empty when none was given).
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.inner.extra.as_ref().map_or("", |extra| &extra.name)
     }
 }
 
@@ -134,9 +173,9 @@ impl fmt::Debug for Identity {
         f.debug_struct("Identity")
             .field("key_id", &self.inner.key_id)
             .field("user", &self.inner.user)
-            .field("space", &self.inner.space)
-            .field("scopes", &self.inner.scopes)
-            .field("name", &self.inner.name)
+            .field("space", &self.space())
+            .field("scopes", self.scopes())
+            .field("name", &self.name())
             .finish()
     }
 }
@@ -146,7 +185,7 @@ impl fmt::Debug for Identity {
 /// Scope tokens follow RFC 6750 (printable ASCII except space, `"` and `\`), so they can
 /// be named in a `WWW-Authenticate` challenge as they are.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Scopes(Box<[Box<str>]>);
+pub struct Scopes(Vec<Box<str>>);
 
 impl Scopes {
     /// Builds a set from scope tokens; duplicates are dropped.
@@ -170,7 +209,8 @@ impl Scopes {
         }
         tokens.sort_unstable();
         tokens.dedup();
-        Ok(Self(tokens.into_boxed_slice()))
+        tokens.shrink_to_fit();
+        Ok(Self(tokens))
     }
 
     /// Whether `scope` is in the set.

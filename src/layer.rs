@@ -120,7 +120,10 @@ impl ApiKeyLayer {
                 preflight: false,
                 space: None,
                 store_timeout: cfg!(feature = "tokio").then_some(DEFAULT_STORE_TIMEOUT),
-                audit: Some(Arc::new(AuditLog::new(TracingSink, audit::DEFAULT_CAPACITY))),
+                audit: Some(Arc::new(AuditLog::new(
+                    TracingSink,
+                    audit::DEFAULT_CAPACITY,
+                ))),
                 usage: None,
             }),
         }

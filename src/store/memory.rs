@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
@@ -10,6 +10,7 @@ use dashmap::mapref::entry::Entry;
 
 use super::{KeyStore, KeyStoreWrite, PreviousSecret, StoreError, StoredKey, UsageUpdate};
 use crate::hash::KeyHash;
+use crate::identity::{self, Identity};
 use crate::key::KeyId;
 use crate::record::KeyRecord;
 
@@ -34,16 +35,21 @@ pub struct MemoryStore {
     keys: Arc<DashMap<KeyId, Slot>>,
 }
 
-/// One key: what lookups need, and the listing metadata beside it.
+/// One key, laid out for a million of them: the hash and the identity are inline, the
+/// expiry is one word, and everything a lookup rarely needs (revocation, a grace secret,
+/// listing metadata) sits behind one optional pointer.
 struct Slot {
-    key: StoredKey,
-    /// Boxed and optional so that keys inserted directly, without a record (bulk
-    /// provisioning, benchmarks), cost no memory for it.
-    meta: Option<Box<Meta>>,
+    hash: KeyHash,
+    identity: Arc<identity::Inner>,
+    /// Nanoseconds since the Unix epoch; `0` for no expiry.
+    expires: u64,
+    cold: Option<Box<Cold>>,
 }
 
 #[derive(Default)]
-struct Meta {
+struct Cold {
+    revoked: bool,
+    previous: Option<PreviousSecret>,
     preview: String,
     created_at: Option<SystemTime>,
     revoked_at: Option<SystemTime>,
@@ -51,26 +57,90 @@ struct Meta {
     use_count: u64,
 }
 
+/// An expiry as one word: exact to the nanosecond from 1970 to 2554; earlier times are
+/// stored as 1 ns after the epoch (long expired), later ones as the latest representable.
+fn pack_expiry(at: Option<SystemTime>) -> u64 {
+    match at {
+        None => 0,
+        Some(at) => at.duration_since(UNIX_EPOCH).map_or(1, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX).max(1)
+        }),
+    }
+}
+
+fn unpack_expiry(expires: u64) -> Option<SystemTime> {
+    (expires != 0).then(|| UNIX_EPOCH + Duration::from_nanos(expires))
+}
+
 impl Slot {
-    fn meta_mut(&mut self) -> &mut Meta {
-        self.meta.get_or_insert_with(Box::default)
+    fn new(key: StoredKey) -> Self {
+        let cold = (key.revoked || key.previous.is_some()).then(|| {
+            Box::new(Cold {
+                revoked: key.revoked,
+                previous: key.previous,
+                ..Cold::default()
+            })
+        });
+        Self {
+            hash: key.hash,
+            identity: key.identity.shared_inner().clone(),
+            expires: pack_expiry(key.expires_at),
+            cold,
+        }
+    }
+
+    fn id(&self) -> KeyId {
+        self.identity.key_id()
+    }
+
+    fn cold_mut(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    fn stored(&self) -> StoredKey {
+        let mut key = StoredKey::new(
+            self.hash,
+            Identity::from_shared_inner(self.identity.clone()),
+        );
+        key.expires_at = unpack_expiry(self.expires);
+        if let Some(cold) = &self.cold {
+            key.revoked = cold.revoked;
+            key.previous = cold.previous;
+        }
+        key
+    }
+
+    /// Replaces what a lookup sees, keeping the listing metadata.
+    fn set_stored(&mut self, key: StoredKey) {
+        let Self {
+            hash,
+            identity,
+            expires,
+            ..
+        } = Self::new(key.clone());
+        (self.hash, self.identity, self.expires) = (hash, identity, expires);
+        if key.revoked || key.previous.is_some() || self.cold.is_some() {
+            let cold = self.cold_mut();
+            cold.revoked = key.revoked;
+            cold.previous = key.previous;
+        }
     }
 
     fn record(&self) -> KeyRecord {
-        let empty = Meta::default();
-        let meta = self.meta.as_deref().unwrap_or(&empty);
-        let revoked_at = match (self.key.revoked, meta.revoked_at) {
+        let empty = Cold::default();
+        let cold = self.cold.as_deref().unwrap_or(&empty);
+        let revoked_at = match (cold.revoked, cold.revoked_at) {
             (true, None) => Some(UNIX_EPOCH),
             (_, at) => at,
         };
         KeyRecord::new(
-            self.key.identity.clone(),
-            meta.preview.clone(),
-            meta.created_at.unwrap_or(UNIX_EPOCH),
+            Identity::from_shared_inner(self.identity.clone()),
+            cold.preview.clone(),
+            cold.created_at.unwrap_or(UNIX_EPOCH),
         )
-        .with_expires_at(self.key.expires_at)
+        .with_expires_at(unpack_expiry(self.expires))
         .with_revoked_at(revoked_at)
-        .with_usage(meta.last_used_at, meta.use_count)
+        .with_usage(cold.last_used_at, cold.use_count)
     }
 }
 
@@ -88,11 +158,11 @@ impl MemoryStore {
     /// [`StoreError::Conflict`] when a key with the same id is already present; the
     /// existing key is left as it was.
     pub fn insert_key(&self, key: StoredKey) -> Result<(), StoreError> {
-        self.insert_slot(Slot { key, meta: None })
+        self.insert_slot(Slot::new(key))
     }
 
     fn insert_slot(&self, slot: Slot) -> Result<(), StoreError> {
-        match self.keys.entry(slot.key.id()) {
+        match self.keys.entry(slot.id()) {
             Entry::Occupied(_) => Err(StoreError::Conflict),
             Entry::Vacant(vacant) => {
                 vacant.insert(slot);
@@ -106,11 +176,11 @@ impl MemoryStore {
         Ok(f(&mut slot))
     }
 
-    fn records(&self, mut keep: impl FnMut(&StoredKey) -> bool) -> Vec<KeyRecord> {
+    fn records(&self, mut keep: impl FnMut(&Identity) -> bool) -> Vec<KeyRecord> {
         let mut records: Vec<KeyRecord> = self
             .keys
             .iter()
-            .filter(|slot| keep(&slot.key))
+            .filter(|slot| keep(&Identity::from_shared_inner(slot.identity.clone())))
             .map(|slot| slot.record())
             .collect();
         records.sort_by_key(|record| (record.created_at, record.id()));
@@ -123,17 +193,17 @@ impl MemoryStore {
     ///
     /// [`StoreError::NotFound`] when no key with that id is present.
     pub fn update(&self, key: StoredKey) -> Result<(), StoreError> {
-        self.modify(&key.id(), |slot| slot.key = key)
+        self.modify(&key.id(), |slot| slot.set_stored(key))
     }
 
     /// Removes a key, returning what was stored.
     pub fn remove(&self, id: &KeyId) -> Option<StoredKey> {
-        self.keys.remove(id).map(|(_, slot)| slot.key)
+        self.keys.remove(id).map(|(_, slot)| slot.stored())
     }
 
     /// A copy of the stored key with this id.
     pub fn get(&self, id: &KeyId) -> Option<StoredKey> {
-        self.keys.get(id).map(|slot| slot.key.clone())
+        self.keys.get(id).map(|slot| slot.stored())
     }
 
     /// How many keys are stored.
@@ -161,20 +231,17 @@ impl KeyStore for MemoryStore {
 #[async_trait]
 impl KeyStoreWrite for MemoryStore {
     async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
-        let mut key =
-            StoredKey::new(hash, record.identity.clone()).with_revoked(record.revoked_at.is_some());
+        let mut key = StoredKey::new(hash, record.identity.detached())
+            .with_revoked(record.revoked_at.is_some());
         key.expires_at = record.expires_at;
-        let meta = Meta {
-            preview: record.preview.clone(),
-            created_at: Some(record.created_at),
-            revoked_at: record.revoked_at,
-            last_used_at: record.last_used_at,
-            use_count: record.use_count,
-        };
-        self.insert_slot(Slot {
-            key,
-            meta: Some(Box::new(meta)),
-        })
+        let mut slot = Slot::new(key);
+        let cold = slot.cold_mut();
+        cold.preview = record.preview.clone();
+        cold.created_at = Some(record.created_at);
+        cold.revoked_at = record.revoked_at;
+        cold.last_used_at = record.last_used_at;
+        cold.use_count = record.use_count;
+        self.insert_slot(slot)
     }
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -182,11 +249,11 @@ impl KeyStoreWrite for MemoryStore {
     }
 
     async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Ok(self.records(|key| key.identity.user() == user))
+        Ok(self.records(|identity| identity.user() == user))
     }
 
     async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Ok(self.records(|key| key.identity.space() == Some(space)))
+        Ok(self.records(|identity| identity.space() == Some(space)))
     }
 
     async fn replace_secret(
@@ -197,26 +264,28 @@ impl KeyStoreWrite for MemoryStore {
         previous: Option<PreviousSecret>,
     ) -> Result<(), StoreError> {
         self.modify(id, |slot| {
-            slot.key.hash = hash;
-            slot.key.previous = previous;
-            slot.meta_mut().preview = preview.to_owned();
+            slot.hash = hash;
+            let cold = slot.cold_mut();
+            cold.previous = previous;
+            cold.preview = preview.to_owned();
         })
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         self.modify(id, |slot| {
-            slot.key.revoked = true;
-            slot.key.previous = None;
-            slot.meta_mut().revoked_at.get_or_insert(at);
+            let cold = slot.cold_mut();
+            cold.revoked = true;
+            cold.previous = None;
+            cold.revoked_at.get_or_insert(at);
         })
     }
 
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
         for update in updates {
             if let Some(mut slot) = self.keys.get_mut(&update.id) {
-                let meta = slot.meta_mut();
-                meta.last_used_at = meta.last_used_at.max(Some(update.last_used_at));
-                meta.use_count = meta.use_count.saturating_add(update.count);
+                let cold = slot.cold_mut();
+                cold.last_used_at = cold.last_used_at.max(Some(update.last_used_at));
+                cold.use_count = cold.use_count.saturating_add(update.count);
             }
         }
         Ok(())
@@ -254,6 +323,23 @@ mod tests {
         assert!(matches!(second, Err(StoreError::Conflict)));
         let id = KeyId::parse("AAAAAAAAAAAAAAAA").unwrap();
         assert_eq!(store.get(&id).unwrap().identity.user(), "u1");
+    }
+
+    #[test]
+    fn expiry_packs_exactly_and_clamps_the_edges() {
+        let at = UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_789);
+        assert_eq!(unpack_expiry(pack_expiry(Some(at))), Some(at));
+        assert_eq!(unpack_expiry(pack_expiry(None)), None);
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(
+            unpack_expiry(pack_expiry(Some(before_epoch))),
+            Some(UNIX_EPOCH + Duration::from_nanos(1))
+        );
+    }
+
+    #[test]
+    fn slot_stays_within_one_cache_line() {
+        assert!(std::mem::size_of::<Slot>() + std::mem::size_of::<KeyId>() <= 72);
     }
 
     #[test]
