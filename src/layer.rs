@@ -413,15 +413,20 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
-        let now = shared.clock.now();
         if shared.preflight
             && request.method() == Method::OPTIONS
             && request
                 .headers()
                 .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
         {
-            shared
-                .emit(|| AuditEvent::new(now, Outcome::Preflight, request.method(), request.uri()));
+            shared.emit(|| {
+                AuditEvent::new(
+                    shared.clock.now(),
+                    Outcome::Preflight,
+                    request.method(),
+                    request.uri(),
+                )
+            });
             #[cfg(feature = "axum")]
             request
                 .extensions_mut()
@@ -432,7 +437,12 @@ where
             Ok(Some(presented)) => presented,
             Ok(None) if shared.anonymous => {
                 shared.emit(|| {
-                    AuditEvent::new(now, Outcome::Anonymous, request.method(), request.uri())
+                    AuditEvent::new(
+                        shared.clock.now(),
+                        Outcome::Anonymous,
+                        request.method(),
+                        request.uri(),
+                    )
                 });
                 #[cfg(feature = "axum")]
                 request
@@ -440,16 +450,16 @@ where
                     .insert(LayerContext(shared.clone()));
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            Ok(None) => return shared.reject(Rejection::Missing, now, &request, None),
+            Ok(None) => return shared.reject(Rejection::Missing, &request, None),
             Err(source::Ambiguous) => {
-                return shared.reject(Rejection::Ambiguous, now, &request, None);
+                return shared.reject(Rejection::Ambiguous, &request, None);
             }
         };
         let id = match shared.format.check_bytes(presented.token) {
             Ok(id) => id,
             Err(malformed) => {
                 let rejection = Rejection::Invalid(InvalidKey::Malformed(malformed));
-                return shared.reject(rejection, now, &request, None);
+                return shared.reject(rejection, &request, None);
             }
         };
         let hash = shared.hasher.hash_bytes(presented.token);
@@ -470,7 +480,7 @@ where
         let ready = catch_unwind(AssertUnwindSafe(|| shared.store.find_ready(&id)))
             .unwrap_or_else(|_panic| Some(Err(StoreError::backend("the key store panicked"))));
         if let Some(found) = ready {
-            let key = PendingKey { id, hash, now };
+            let key = PendingKey::new(id, hash);
             return match shared.admit(found, &key, request) {
                 Ok(request) => ResponseFuture::inner(self.inner.call(request)),
                 Err(response) => ResponseFuture::rejected(response),
@@ -489,7 +499,6 @@ where
                     request,
                     id,
                     hash,
-                    now,
                     shared: shared.clone(),
                 }),
             },
@@ -526,7 +535,6 @@ impl Shared {
     fn reject<S, B>(
         &self,
         rejection: Rejection,
-        now: SystemTime,
         request: &Request<B>,
         key_id: Option<KeyId>,
     ) -> ResponseFuture<S, B>
@@ -535,7 +543,7 @@ impl Shared {
     {
         self.emit(|| {
             let mut event = AuditEvent::new(
-                now,
+                self.clock.now(),
                 Outcome::Denied(rejection.reason()),
                 request.method(),
                 request.uri(),
@@ -583,7 +591,7 @@ impl Shared {
             }
             Err(error) => return Err(deny(Rejection::Unavailable(error), None, None)),
         };
-        let verified = match verify(&stored, &pending.hash, pending.now) {
+        let verified = match verify(&stored, &pending.hash, || pending.now(self)) {
             Ok(verified) => verified,
             Err(invalid) => {
                 return Err(deny(
@@ -634,7 +642,7 @@ impl Shared {
             Err(denial) => {
                 self.emit(|| {
                     let mut event = AuditEvent::new(
-                        key.now,
+                        key.now(self),
                         Outcome::Denied(denial.rejection.reason()),
                         request.method(),
                         request.uri(),
@@ -657,13 +665,14 @@ impl Shared {
             Outcome::Allowed
         };
         self.emit_allowed(|| {
-            let mut event = AuditEvent::new(pending.now, outcome, request.method(), request.uri());
+            let mut event =
+                AuditEvent::new(pending.now(self), outcome, request.method(), request.uri());
             event.key_id = Some(pending.id);
             event.identity = Some(verified.identity.clone());
             event
         });
         if let Some(usage) = &self.usage {
-            usage.record(pending.id, pending.now);
+            usage.record(pending.id, pending.now(self));
             #[cfg(feature = "tokio")]
             usage.start_flusher();
         }
@@ -698,7 +707,6 @@ struct Pending<S, B> {
     request: Request<B>,
     id: KeyId,
     hash: KeyHash,
-    now: SystemTime,
     shared: Arc<Shared>,
 }
 
@@ -706,7 +714,23 @@ struct Pending<S, B> {
 struct PendingKey {
     id: KeyId,
     hash: KeyHash,
-    now: SystemTime,
+    /// Read from the clock the first time something needs it, then kept, so one decision
+    /// sees one time.
+    now: std::cell::OnceCell<SystemTime>,
+}
+
+impl PendingKey {
+    fn new(id: KeyId, hash: KeyHash) -> Self {
+        Self {
+            id,
+            hash,
+            now: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn now(&self, shared: &Shared) -> SystemTime {
+        *self.now.get_or_init(|| shared.clock.now())
+    }
 }
 
 pin_project! {
@@ -783,12 +807,11 @@ where
                         request,
                         id,
                         hash,
-                        now,
                         shared,
                     } = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let key = PendingKey { id, hash, now };
+                    let key = PendingKey::new(id, hash);
                     match shared.admit(found, &key, request) {
                         Ok(request) => {
                             let future = inner.call(request);
