@@ -294,6 +294,7 @@ fn main() {
     criterion.final_summary();
     ratios::print();
     ratios::print_interleaved(&interleaved_results);
+    ratios::save_interleaved(&interleaved_results);
 }
 
 /// ns/request per configuration, measured in alternating rounds.
@@ -405,6 +406,25 @@ mod ratios {
                     );
                 }
             }
+        }
+    }
+
+    /// Writes the interleaved medians to `target/keygate-overhead.json` for benches/plot.py.
+    pub(super) fn save_interleaved(results: &[(usize, super::Rounds)]) {
+        let mut json = serde_json::Map::new();
+        for (size, rounds) in results {
+            let medians: serde_json::Map<String, serde_json::Value> = rounds
+                .iter()
+                .map(|(name, values)| (name.clone(), median(values.clone()).into()))
+                .collect();
+            json.insert(size.to_string(), medians.into());
+        }
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let text = serde_json::Value::Object(json).to_string();
+        if let Err(error) = std::fs::write(dir.join("keygate-overhead.json"), text) {
+            eprintln!("could not save the interleaved medians: {error}");
         }
     }
 
