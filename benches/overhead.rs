@@ -366,6 +366,28 @@ mod ratios {
         json["mean"]["point_estimate"].as_f64()
     }
 
+    /// The ratios to print: label, numerator, denominator, target.
+    const RATIOS: [(&str, &str, &str, &str); 3] = [
+        (
+            "(4)/(3) keygate vs floor",
+            "4_keygate_memory",
+            "3_floor",
+            "<= 1.10",
+        ),
+        (
+            "(4)/(2) keygate vs tower-http",
+            "4_keygate_memory",
+            "2_tower_http_bearer",
+            "",
+        ),
+        (
+            "(5)/(4) cached sqlite vs memory",
+            "5_keygate_cached_sqlite",
+            "4_keygate_memory",
+            "<= 1.15",
+        ),
+    ];
+
     fn median(mut values: Vec<f64>) -> f64 {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
@@ -381,26 +403,7 @@ mod ratios {
             for (name, values) in rounds {
                 println!("    {name:<28} {:>8.0}", median(values.clone()));
             }
-            for (label, a, b, target) in [
-                (
-                    "(4)/(3) keygate vs floor",
-                    "4_keygate_memory",
-                    "3_floor",
-                    "<= 1.10",
-                ),
-                (
-                    "(4)/(2) keygate vs tower-http",
-                    "4_keygate_memory",
-                    "2_tower_http_bearer",
-                    "",
-                ),
-                (
-                    "(5)/(4) cached sqlite vs memory",
-                    "5_keygate_cached_sqlite",
-                    "4_keygate_memory",
-                    "<= 1.15",
-                ),
-            ] {
+            for (label, a, b, target) in RATIOS {
                 if let (Some(a), Some(b)) = (find(a), find(b)) {
                     let per_round: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
                     println!(
@@ -453,26 +456,7 @@ mod ratios {
         }
         println!();
         let ratio = |a: &str, b: &str, size| Some(estimate(a, size)? / estimate(b, size)?);
-        for (label, a, b, target) in [
-            (
-                "(4)/(3) keygate vs floor",
-                "4_keygate_memory",
-                "3_floor",
-                "<= 1.10",
-            ),
-            (
-                "(4)/(2) keygate vs tower-http",
-                "4_keygate_memory",
-                "2_tower_http_bearer",
-                "",
-            ),
-            (
-                "(5)/(4) cached sqlite vs memory",
-                "5_keygate_cached_sqlite",
-                "4_keygate_memory",
-                "<= 1.15",
-            ),
-        ] {
+        for (label, a, b, target) in RATIOS {
             let cells: Vec<String> = super::SIZES
                 .iter()
                 .map(|&size| ratio(a, b, size).map_or("-".into(), |r| format!("{r:.3}")))
