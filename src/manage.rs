@@ -11,7 +11,7 @@ use crate::identity::{Identity, Scopes};
 use crate::key::{ApiKey, KeyFormat, KeyId};
 use crate::layer::ApiKeyLayer;
 use crate::record::KeyRecord;
-use crate::store::{KeyStoreWrite, PreviousSecret, StoreError};
+use crate::store::{KeyStoreWrite, StoreError};
 
 /// How many times `create` draws a new id when the drawn one is taken. With 95-bit ids a
 /// second draw is already astronomically unlikely; the loop only keeps a broken RNG or a
@@ -201,7 +201,7 @@ impl KeyManager {
         }
         let key = self.generator.generate_for(*id)?;
         let preview = self.format().preview(&key);
-        let previous = match grace {
+        let keep_previous_until = match grace {
             Some(grace) if grace > MAX_GRACE => {
                 return Err(ManageError::Invalid("a grace period is at most 30 days"));
             }
@@ -210,19 +210,8 @@ impl KeyManager {
             ))?),
             None => None,
         };
-        let previous = match previous {
-            Some(valid_until) => {
-                // The secret being replaced is the one the store holds now.
-                let stored = self.store.find(id).await?.ok_or(ManageError::NotFound)?;
-                Some(PreviousSecret {
-                    hash: stored.hash,
-                    valid_until,
-                })
-            }
-            None => None,
-        };
         self.store
-            .replace_secret(id, self.hasher.hash(&key), &preview, previous)
+            .replace_secret(id, self.hasher.hash(&key), &preview, keep_previous_until)
             .await?;
         tracing::info!(target: "keygate::manage", key_id = %id, grace_secs = grace.map(|g| g.as_secs()), "key regenerated");
         let mut record = record;

@@ -220,36 +220,32 @@ pub mod checks {
         assert_eq!(read.identity.name(), "key 1", "the name is kept");
     }
 
-    /// A previous secret given to `replace_secret` comes back from `find`.
+    /// With a deadline, the replaced hash comes back from `find` as the previous secret.
     pub async fn replace_secret_keeps_the_previous_secret_when_given<S: KeyStoreWrite + ?Sized>(
         store: &S,
     ) {
         let id = fresh_id();
         insert(store, &record(id, "alice", None, 1), hash(1)).await;
-        let previous = PreviousSecret {
-            hash: hash(1),
-            valid_until: at(500),
-        };
         store
-            .replace_secret(&id, hash(2), "kg_...NEW1", Some(previous))
+            .replace_secret(&id, hash(2), "kg_...NEW1", Some(at(500)))
             .await
             .expect("replace");
         let found = store.find(&id).await.expect("find").expect("the key");
-        assert_eq!(found.previous, Some(previous));
+        let replaced = PreviousSecret {
+            hash: hash(1),
+            valid_until: at(500),
+        };
+        assert_eq!(found.previous, Some(replaced));
     }
 
-    /// `replace_secret` with no previous secret leaves none behind, even if one was kept.
+    /// `replace_secret` without a deadline leaves no previous secret, even if one was kept.
     pub async fn replace_secret_without_previous_drops_the_old_one<S: KeyStoreWrite + ?Sized>(
         store: &S,
     ) {
         let id = fresh_id();
         insert(store, &record(id, "alice", None, 1), hash(1)).await;
-        let previous = PreviousSecret {
-            hash: hash(1),
-            valid_until: at(500),
-        };
         store
-            .replace_secret(&id, hash(2), "kg_...NEW1", Some(previous))
+            .replace_secret(&id, hash(2), "kg_...NEW1", Some(at(500)))
             .await
             .expect("replace");
         store

@@ -261,7 +261,7 @@ mod tests {
                 _: &KeyId,
                 _: KeyHash,
                 _: &str,
-                _: Option<crate::PreviousSecret>,
+                _: Option<SystemTime>,
             ) -> Result<(), StoreError> {
                 Ok(())
             }

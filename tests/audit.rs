@@ -14,8 +14,8 @@ use common::{FailingStore, send, send_to};
 use http::StatusCode;
 use keygate::{
     ApiKeyLayer, AuditEvent, AuditSink, Clock, Identity, KeyHash, KeyId, KeyManager, KeyRecord,
-    KeySource, KeyStore, KeyStoreWrite, ManualClock, MemoryStore, NewKey, Outcome, PreviousSecret,
-    Reason, Scopes, SpaceResolver, StoreError, StoredKey, UsageUpdate,
+    KeySource, KeyStore, KeyStoreWrite, ManualClock, MemoryStore, NewKey, Outcome, Reason, Scopes,
+    SpaceResolver, StoreError, StoredKey, UsageUpdate,
 };
 
 /// Forwards every event to a channel the test reads.
@@ -66,9 +66,11 @@ impl KeyStoreWrite for CountingWrites {
         id: &KeyId,
         hash: KeyHash,
         preview: &str,
-        previous: Option<PreviousSecret>,
+        keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        self.inner.replace_secret(id, hash, preview, previous).await
+        self.inner
+            .replace_secret(id, hash, preview, keep_previous_until)
+            .await
     }
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         KeyStoreWrite::revoke(&self.inner, id, at).await

@@ -123,3 +123,27 @@ async fn revoke_through_the_cache_kills_the_key_on_the_next_request() {
     manager.revoke(&created.record.id()).await.unwrap();
     assert_eq!(send(app, &header).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn regenerating_with_grace_on_a_stale_instance_never_revives_an_older_secret() {
+    // Two instances share one store but not their caches, and no invalidation reaches B.
+    let shared = MemoryStore::new();
+    let a = KeyManager::new(CachedStore::new(shared.clone()));
+    let b = KeyManager::new(CachedStore::new(shared.clone()));
+    let first = a.create(NewKey::new("alice", "k")).await.unwrap();
+    let id = first.record.id();
+    let app_b = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(b.layer().with_sources([KeySource::header("x-api-key").unwrap()]).unwrap());
+    let old = [("x-api-key", first.key.expose_secret().as_bytes())];
+    assert_eq!(send(app_b.clone(), &old).await.status, StatusCode::OK); // B caches S1
+
+    a.regenerate(&id, None).await.unwrap(); // S1 leaked: replaced, no grace
+    b.regenerate(&id, Some(Duration::from_secs(3600))).await.unwrap(); // grace for S2
+
+    let fresh = keygate::KeyManager::new(shared);
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(fresh.layer().with_sources([KeySource::header("x-api-key").unwrap()]).unwrap());
+    assert_eq!(send(app, &old).await.status, StatusCode::UNAUTHORIZED);
+}

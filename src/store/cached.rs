@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use super::{KeyStore, KeyStoreWrite, PreviousSecret, StoreError, StoredKey, UsageUpdate};
+use super::{KeyStore, KeyStoreWrite, StoreError, StoredKey, UsageUpdate};
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
@@ -174,7 +174,16 @@ impl<S: KeyStore> CachedStore<S> {
     pub async fn invalidate(&self, id: &KeyId) {
         let shared = &self.shared;
         let epoch = shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        shared.invalidated.insert(*id, epoch).await;
+        // Keep the latest epoch: an older invalidation finishing last must not overwrite a
+        // newer one, or an entry loaded between the two would pass for fresh.
+        shared
+            .invalidated
+            .entry(*id)
+            .and_upsert_with(|existing| {
+                let latest = existing.map_or(epoch, |entry| (*entry.value()).max(epoch));
+                std::future::ready(latest)
+            })
+            .await;
         shared.latest.fetch_max(epoch, Ordering::SeqCst);
         shared.positive.invalidate(id).await;
         shared.negative.invalidate(id).await;
@@ -350,12 +359,12 @@ impl<S: KeyStoreWrite> KeyStoreWrite for CachedStore<S> {
         id: &KeyId,
         hash: KeyHash,
         preview: &str,
-        previous: Option<PreviousSecret>,
+        keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
         let result = self
             .shared
             .store
-            .replace_secret(id, hash, preview, previous)
+            .replace_secret(id, hash, preview, keep_previous_until)
             .await;
         // Invalidate whatever the outcome: a write that failed after reaching the database
         // must not leave the old secret cached.

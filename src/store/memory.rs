@@ -261,12 +261,15 @@ impl KeyStoreWrite for MemoryStore {
         id: &KeyId,
         hash: KeyHash,
         preview: &str,
-        previous: Option<PreviousSecret>,
+        keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
         self.modify(id, |slot| {
-            slot.hash = hash;
+            let replaced = std::mem::replace(&mut slot.hash, hash);
             let cold = slot.cold_mut();
-            cold.previous = previous;
+            cold.previous = keep_previous_until.map(|valid_until| PreviousSecret {
+                hash: replaced,
+                valid_until,
+            });
             cold.preview = preview.to_owned();
         })
     }

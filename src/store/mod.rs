@@ -197,8 +197,12 @@ pub trait KeyStoreWrite: KeyStore {
     /// [`StoreError::Backend`] when the backend fails.
     async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Gives key `id` a new secret: its hash becomes `hash`, its preview `preview`, and the
-    /// old hash is kept as `previous` (for a grace period) or dropped (`None`).
+    /// Gives key `id` a new secret: its hash becomes `hash` and its preview `preview`.
+    ///
+    /// With `keep_previous_until`, the hash being replaced becomes the key's
+    /// [`PreviousSecret`], valid until that time; without it, no previous secret remains.
+    /// The store reads the hash it replaces itself, in the same write, so that a stale read
+    /// elsewhere can never make an older secret the "previous" one.
     ///
     /// Revocation is not undone: a revoked key stays revoked.
     ///
@@ -210,7 +214,7 @@ pub trait KeyStoreWrite: KeyStore {
         id: &KeyId,
         hash: KeyHash,
         preview: &str,
-        previous: Option<PreviousSecret>,
+        keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError>;
 
     /// Revokes key `id` at `at`, permanently. Revoking a revoked key keeps the first time.
@@ -250,9 +254,11 @@ impl<S: KeyStoreWrite + ?Sized> KeyStoreWrite for Arc<S> {
         id: &KeyId,
         hash: KeyHash,
         preview: &str,
-        previous: Option<PreviousSecret>,
+        keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        (**self).replace_secret(id, hash, preview, previous).await
+        (**self)
+            .replace_secret(id, hash, preview, keep_previous_until)
+            .await
     }
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         (**self).revoke(id, at).await

@@ -61,12 +61,29 @@ impl fmt::Debug for InvalidationListener {
     }
 }
 
+/// Bypasses the cache when the listening task ends for any reason, aborts included: the
+/// abort takes effect at the task's next await, possibly after it re-enabled the cache.
+struct BypassOnExit<S: KeyStore>(CachedStore<S>);
+
+impl<S: KeyStore> Drop for BypassOnExit<S> {
+    fn drop(&mut self) {
+        self.0.set_bypass(true);
+    }
+}
+
+/// How long the connection may stay silent before it is probed: a connection dropped by a
+/// NAT or a vanished host sends no reset, and would otherwise look alive forever.
+const QUIET: Duration = Duration::from_secs(15);
+/// How long a probe may take.
+const PROBE: Duration = Duration::from_secs(5);
+
 async fn run<S: KeyStore>(
     pool: PgPool,
     channel: Arc<str>,
     cache: CachedStore<S>,
     connected: Arc<AtomicBool>,
 ) {
+    let _bypass_on_exit = BypassOnExit(cache.clone());
     let mut retry = FIRST_RETRY;
     loop {
         match subscribe(&pool, &channel).await {
@@ -76,13 +93,23 @@ async fn run<S: KeyStore>(
                 cache.set_bypass(false);
                 connected.store(true, Ordering::SeqCst);
                 tracing::debug!(target: "keygate::listen", channel = &*channel, "listening for invalidations");
-                // `Ok(None)` (the connection dropped) or an error ends the loop: from then
-                // on notifications may be lost, so the cache is no longer trusted.
-                while let Ok(Some(notification)) = listener.try_recv().await {
-                    match KeyId::parse(notification.payload()) {
-                        Ok(id) => cache.invalidate(&id).await,
-                        // Not ours to read: be safe and forget everything.
-                        Err(_) => cache.invalidate_all(),
+                // A dropped connection (`Ok(None)`), an error, or a failed probe ends the
+                // loop: from then on notifications may be lost, so the cache is no longer
+                // trusted.
+                loop {
+                    match tokio::time::timeout(QUIET, listener.try_recv()).await {
+                        Ok(Ok(Some(notification))) => match KeyId::parse(notification.payload()) {
+                            Ok(id) => cache.invalidate(&id).await,
+                            // Not ours to read: be safe and forget everything.
+                            Err(_) => cache.invalidate_all(),
+                        },
+                        Ok(Ok(None) | Err(_)) => break,
+                        Err(_quiet) => {
+                            let probe = sqlx::query("SELECT 1").execute(&mut listener);
+                            if !matches!(tokio::time::timeout(PROBE, probe).await, Ok(Ok(_))) {
+                                break;
+                            }
+                        }
                     }
                 }
                 connected.store(false, Ordering::SeqCst);

@@ -43,9 +43,11 @@ pub(crate) mod statements {
     pub(crate) const INSERT: &str = "INSERT INTO keygate_keys (id, hash, user_id, space_id, name, \
          scopes, preview, created_at, expires_at, revoked_at, last_used_at, use_count) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-    /// A new secret, with or without the previous one.
+    /// A new secret; the replaced hash moves to `previous_hash` when a deadline is given: `SET` reads
+    /// the row as it was, so the write itself picks the secret it replaces.
     pub(crate) const REPLACE_SECRET: &str = "UPDATE keygate_keys SET hash = $2, preview = $3, \
-         previous_hash = $4, previous_valid_until = $5 WHERE id = $1";
+         previous_hash = CASE WHEN $4 IS NULL THEN NULL ELSE hash END, \
+         previous_valid_until = $4 WHERE id = $1";
     /// Revocation: the first time is kept, the grace secret dropped.
     pub(crate) const REVOKE: &str = "UPDATE keygate_keys SET revoked_at = COALESCE(revoked_at, $2), \
          previous_hash = NULL, previous_valid_until = NULL WHERE id = $1";

@@ -13,9 +13,7 @@ use crate::error::ConfigError;
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{
-    CachedStore, KeyStore, KeyStoreWrite, PreviousSecret, StoreError, StoredKey, UsageUpdate,
-};
+use crate::store::{CachedStore, KeyStore, KeyStoreWrite, StoreError, StoredKey, UsageUpdate};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_0001_keys.sql"))];
 
@@ -229,14 +227,13 @@ impl KeyStoreWrite for PgStore {
         id: &KeyId,
         hash: KeyHash,
         preview: &str,
-        previous: Option<PreviousSecret>,
+        keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
         let update = sqlx::query(sql::REPLACE_SECRET)
             .bind(id.as_str())
             .bind(hash.as_bytes().to_vec())
             .bind(preview.to_owned())
-            .bind(previous.map(|p| p.hash.as_bytes().to_vec()))
-            .bind(previous.map(|p| micros(p.valid_until)));
+            .bind(keep_previous_until.map(micros));
         self.update_and_notify(id, update).await
     }
 

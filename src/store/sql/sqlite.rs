@@ -11,7 +11,7 @@ use super::{KeyRow, Queries, count, micros, statements as sql, store_error};
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStore, KeyStoreWrite, PreviousSecret, StoreError, StoredKey, UsageUpdate};
+use crate::store::{KeyStore, KeyStoreWrite, StoreError, StoredKey, UsageUpdate};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_0001_keys.sql"))];
 
@@ -145,14 +145,13 @@ impl KeyStoreWrite for SqliteStore {
         id: &KeyId,
         hash: KeyHash,
         preview: &str,
-        previous: Option<PreviousSecret>,
+        keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(sql::REPLACE_SECRET)
             .bind(id.as_str())
             .bind(hash.as_bytes().as_slice())
             .bind(preview)
-            .bind(previous.map(|p| p.hash.as_bytes().to_vec()))
-            .bind(previous.map(|p| micros(p.valid_until)))
+            .bind(keep_previous_until.map(micros))
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
