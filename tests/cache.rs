@@ -132,18 +132,25 @@ async fn regenerating_with_grace_on_a_stale_instance_never_revives_an_older_secr
     let b = KeyManager::new(CachedStore::new(shared.clone()));
     let first = a.create(NewKey::new("alice", "k")).await.unwrap();
     let id = first.record.id();
-    let app_b = Router::new()
-        .route("/me", get(|| async { "ok" }))
-        .layer(b.layer().with_sources([KeySource::header("x-api-key").unwrap()]).unwrap());
+    let app_b = Router::new().route("/me", get(|| async { "ok" })).layer(
+        b.layer()
+            .with_sources([KeySource::header("x-api-key").unwrap()])
+            .unwrap(),
+    );
     let old = [("x-api-key", first.key.expose_secret().as_bytes())];
     assert_eq!(send(app_b.clone(), &old).await.status, StatusCode::OK); // B caches S1
 
     a.regenerate(&id, None).await.unwrap(); // S1 leaked: replaced, no grace
-    b.regenerate(&id, Some(Duration::from_secs(3600))).await.unwrap(); // grace for S2
+    b.regenerate(&id, Some(Duration::from_secs(3600)))
+        .await
+        .unwrap(); // grace for S2
 
     let fresh = keygate::KeyManager::new(shared);
-    let app = Router::new()
-        .route("/me", get(|| async { "ok" }))
-        .layer(fresh.layer().with_sources([KeySource::header("x-api-key").unwrap()]).unwrap());
+    let app = Router::new().route("/me", get(|| async { "ok" })).layer(
+        fresh
+            .layer()
+            .with_sources([KeySource::header("x-api-key").unwrap()])
+            .unwrap(),
+    );
     assert_eq!(send(app, &old).await.status, StatusCode::UNAUTHORIZED);
 }
