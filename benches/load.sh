@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Loopback load against the quickstart (release build, in-memory store), bounded in time:
+# wrk sends a fixed mix of valid, invalid and malformed keys (benches/load.lua) and the
+# script reports requests, the status mix, socket errors and the server's RSS before the
+# load, after a warm-up, every 10 s, and at the end. It fails on any 5xx or socket error.
+#
+#   benches/load.sh [seconds (60)] [connections (64)] [threads (2)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}; connections=${2:-64}; threads=${3:-2}
+port=${KEYGATE_LOAD_PORT:-3901}
+base=http://127.0.0.1:$port
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --example quickstart -q
+
+log=$(mktemp)
+KEYGATE_ADDR=127.0.0.1:$port RUST_LOG=${RUST_LOG:-keygate=debug} \
+  target/release/examples/quickstart > "$log" 2>/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 100); do grep -q '^export API_KEY=' "$log" && break; sleep 0.1; done
+admin=$(sed -n 's/^export API_KEY=//p' "$log")
+[ -n "$admin" ] || { echo "the quickstart did not start" >&2; exit 1; }
+
+create() { # JSON body -> the new key's plaintext and id, space-separated
+  curl -sf "$base/keys" -H "X-API-Key: $admin" -H 'content-type: application/json' -d "$1" |
+    python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["key"], k["record"]["key_id"])'
+}
+read -r valid _ <<<"$(create '{"name":"load"}')"
+read -r space _ <<<"$(create '{"name":"load space","space":"one"}')"
+read -r revoked revoked_id <<<"$(create '{"name":"load revoked"}')"
+curl -sf -X DELETE "$base/keys/$revoked_id" -H "X-API-Key: $admin"
+read -r replaced replaced_id <<<"$(create '{"name":"load replaced"}')"
+curl -sf -X POST "$base/keys/$replaced_id/regenerate" -H "X-API-Key: $admin" >/dev/null
+
+rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$server/status"; }
+echo "RSS before load: $(rss)"
+export LOAD_VALID=$valid LOAD_SPACE=$space LOAD_REVOKED=$revoked LOAD_REPLACED=$replaced
+wrk -t"$threads" -c"$connections" -d5s -s benches/load.lua "$base" >/dev/null
+echo "RSS after a 5 s warm-up: $(rss)"
+
+( while sleep 10; do echo "RSS during load: $(rss)"; done ) &
+sampler=$!
+out=$(wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s benches/load.lua "$base")
+kill $sampler 2>/dev/null || true
+echo "RSS at the end: $(rss)"
+echo "$out"
+
+kill -0 $server || { echo "the server died" >&2; exit 1; }
+fivexx=$(awk '/^status 5/ {n += $3} END {print n + 0}' <<<"$out")
+errors=$(awk -F'[ ,]+' '/^socket errors/ {print $4 + $6 + $8 + $10}' <<<"$out")
+echo "5xx: $fivexx, socket errors: $errors"
+[ "$fivexx" -eq 0 ] && [ "$errors" -eq 0 ]

@@ -1,0 +1,369 @@
+//! No key material escapes: not in any log line at `TRACE`, not in any `Debug` output, not
+//! in any error's `Display` (shared/DESIGN.md, contract 1).
+//!
+//! Every test issues its own keys, so the tests share one global log capture and still run
+//! in parallel: each looks for its own keys only.
+
+mod common;
+
+use std::io::Write;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use common::{FailingStore, send_to};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use keygate::{
+    ApiKey, ApiKeyLayer, AuditEvent, AuditSink, Identity, KeyFormat, KeyGenerator, KeyManager,
+    KeyRecord, KeySource, ManualClock, MemoryStore, NewKey, Scopes, SpaceResolver, TracingSink,
+};
+
+/// Everything every thread logged since the first test started, at every level.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Capture(writer.clone()))
+            .finish();
+        // Global, because the audit worker logs from a thread of its own.
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn captured() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+/// The default sink, plus a signal per event so a test can wait for the audit worker
+/// without guessing how long it takes.
+struct Signalling(TracingSink, Mutex<Sender<()>>);
+
+impl AuditSink for Signalling {
+    fn record(&self, event: &AuditEvent) {
+        self.0.record(event);
+        let _ = self.1.lock().unwrap().send(());
+    }
+}
+
+fn signalling_sink() -> (Signalling, Receiver<()>) {
+    let (sender, receiver) = channel();
+    (Signalling(TracingSink, Mutex::new(sender)), receiver)
+}
+
+/// Fails when `text` holds the key, its secret, or any 12 characters of the secret in a
+/// row: enough to catch a key cut, quoted or escaped, too few to match by chance.
+#[track_caller]
+fn assert_no_key_material(text: &str, key: &str, what: &str) {
+    assert!(!text.contains(key), "{what} shows a whole key");
+    let secret = &key[key.len() - 54..key.len() - 6];
+    for window in secret.as_bytes().windows(12) {
+        let window = std::str::from_utf8(window).unwrap();
+        assert!(
+            !text.contains(window),
+            "{what} shows part of a secret: {window}"
+        );
+    }
+}
+
+/// A key with the same id as `key` and another secret: a well-formed wrong secret.
+fn wrong_secret(key: &ApiKey) -> ApiKey {
+    KeyGenerator::default().generate_for(key.id()).unwrap()
+}
+
+fn app(layer: ApiKeyLayer) -> Router {
+    Router::new()
+        .route(
+            "/me",
+            get(|identity: Identity| async move { identity.user().to_owned() }),
+        )
+        .route(
+            "/spaces/{space}/items",
+            get(|identity: Identity| async move { identity.user().to_owned() }),
+        )
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn no_log_line_at_trace_holds_key_material() {
+    logs();
+    let clock = ManualClock::new(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+    let manager = KeyManager::new(MemoryStore::new()).with_clock(clock.clone());
+    let create = |new: NewKey| {
+        let manager = &manager;
+        async move { manager.create(new).await.unwrap().key }
+    };
+    let admin =
+        create(NewKey::new("alice", "admin").with_scopes(Scopes::new(["keys:write"]).unwrap()))
+            .await;
+    let space = create(NewKey::new("alice", "space").with_space("s1")).await;
+    let revoked = create(NewKey::new("alice", "to revoke")).await;
+    let expiring =
+        create(NewKey::new("alice", "expiring").expires_in(Duration::from_secs(60))).await;
+    let replaced = create(NewKey::new("alice", "to replace")).await;
+    manager.revoke(&revoked.id()).await.unwrap();
+    let regenerated = manager.regenerate(&replaced.id(), None).await.unwrap().key;
+    clock.advance(Duration::from_secs(120));
+    let unknown = KeyGenerator::default().generate().unwrap();
+    let wrong = wrong_secret(&admin);
+
+    let (sink, events) = signalling_sink();
+    let layer = manager
+        .layer()
+        .with_sources([KeySource::bearer(), KeySource::header("x-api-key").unwrap()])
+        .unwrap()
+        .with_space_resolver(SpaceResolver::path_prefix("/spaces/").unwrap())
+        .with_audit_sink(sink, 1024);
+    let app = app(layer);
+
+    let bearer = |key: &ApiKey| format!("Bearer {}", key.expose_secret());
+    let truncated = &admin.expose_secret()[..40];
+    let in_query = format!("/me?api_key={}", admin.expose_secret());
+    let requests: Vec<(String, Vec<(&str, String)>, StatusCode)> = vec![
+        (
+            "/me".into(),
+            vec![("authorization", bearer(&admin))],
+            StatusCode::OK,
+        ),
+        (
+            "/me".into(),
+            vec![("x-api-key", admin.expose_secret().into())],
+            StatusCode::OK,
+        ),
+        (
+            "/spaces/s1/items".into(),
+            vec![("x-api-key", space.expose_secret().into())],
+            StatusCode::OK,
+        ),
+        (
+            "/spaces/s2/items".into(),
+            vec![("x-api-key", space.expose_secret().into())],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/me".into(),
+            vec![("authorization", bearer(&wrong))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/me".into(),
+            vec![("authorization", bearer(&unknown))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/me".into(),
+            vec![("authorization", bearer(&revoked))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/me".into(),
+            vec![("authorization", bearer(&expiring))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/me".into(),
+            vec![("authorization", bearer(&replaced))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/me".into(),
+            vec![("authorization", bearer(&regenerated))],
+            StatusCode::OK,
+        ),
+        (
+            "/me".into(),
+            vec![("x-api-key", truncated.into())],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/me".into(),
+            vec![
+                ("authorization", bearer(&admin)),
+                ("x-api-key", admin.expose_secret().into()),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (in_query, vec![], StatusCode::UNAUTHORIZED),
+    ];
+    for (path, headers, status) in &requests {
+        let headers: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_bytes()))
+            .collect();
+        let reply = send_to(app.clone(), path, &headers).await;
+        assert_eq!(reply.status, *status, "{path} {headers:?}");
+    }
+    for _ in &requests {
+        events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("one audit event per request");
+    }
+
+    let logs = captured();
+    assert!(logs.contains("request denied") && logs.contains("request allowed"));
+    assert!(logs.contains("key created") && logs.contains("key revoked"));
+    for key in [
+        &admin,
+        &space,
+        &revoked,
+        &expiring,
+        &replaced,
+        &regenerated,
+        &unknown,
+        &wrong,
+    ] {
+        assert_no_key_material(&logs, key.expose_secret(), "the log");
+    }
+}
+
+#[tokio::test]
+async fn store_failures_log_no_key_material() {
+    logs();
+    let key = KeyGenerator::default().generate().unwrap();
+    let (sink, events) = signalling_sink();
+    let layer = ApiKeyLayer::new(FailingStore).with_audit_sink(sink, 16);
+    let reply = send_to(
+        app(layer),
+        "/me",
+        &[(
+            "authorization",
+            format!("Bearer {}", key.expose_secret()).as_bytes(),
+        )],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an audit event");
+    assert_no_key_material(&captured(), key.expose_secret(), "the log");
+}
+
+#[tokio::test]
+async fn no_debug_output_holds_key_material() {
+    let store = MemoryStore::new();
+    let manager = KeyManager::new(store.clone());
+    let created = manager
+        .create(NewKey::new("alice", "ci").with_space("s1"))
+        .await
+        .unwrap();
+    let key = created.key.expose_secret().to_owned();
+    let record: KeyRecord = manager.get(&created.key.id()).await.unwrap();
+    let stored = keygate::KeyStore::find(&store, &created.key.id())
+        .await
+        .unwrap()
+        .unwrap();
+    let layer = manager.layer().with_strip_credential(false);
+    let mut headers = HeaderMap::new();
+    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
+    value.set_sensitive(true);
+    headers.insert("authorization", value);
+    let service = tower::Layer::layer(
+        &layer,
+        tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Vec::<u8>::new()))
+        }),
+    );
+
+    let outputs = [
+        ("ApiKey", format!("{:?} {:#?}", created.key, created.key)),
+        ("CreatedKey", format!("{created:?} {created:#?}")),
+        ("KeyRecord", format!("{record:?}")),
+        ("StoredKey", format!("{stored:?}")),
+        ("KeyFormat", format!("{:?}", manager.format())),
+        ("ApiKeyLayer", format!("{layer:?}")),
+        ("ApiKeyService", format!("{service:?}")),
+        ("sensitive headers", format!("{headers:?}")),
+        ("KeyManager", format!("{manager:?}")),
+    ];
+    for (what, output) in outputs {
+        assert_no_key_material(&output, &key, what);
+    }
+}
+
+#[tokio::test]
+async fn no_error_display_holds_key_material() {
+    let manager = KeyManager::new(MemoryStore::new());
+    let key = manager
+        .create(NewKey::new("alice", "ci"))
+        .await
+        .unwrap()
+        .key;
+    let text = key.expose_secret();
+
+    let mut texts = Vec::new();
+    // Every way the format check can fail, on inputs made from the real key.
+    let format = KeyFormat::new();
+    let cut = &text[..text.len() - 1];
+    let other_charset = format!("{}-{}", &text[..30], &text[31..]);
+    let other_checksum = format!("{}000000", &text[..text.len() - 6]);
+    let other_prefix = format!("zz{}", &text[2..]);
+    for candidate in [cut, &other_charset, &other_checksum, &other_prefix] {
+        let error = format.check(candidate).unwrap_err();
+        texts.push(format!("{error} {error:?}"));
+        let error = ApiKey::parse(candidate, &format).unwrap_err();
+        texts.push(format!("{error} {error:?}"));
+    }
+    // Every rejection the layer builds, as its hook sees it.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook_seen = seen.clone();
+    let layer = manager
+        .layer()
+        .with_sources([KeySource::bearer(), KeySource::header("x-api-key").unwrap()])
+        .unwrap()
+        .with_rejection_response(move |rejection, response| {
+            let mut chain = format!("{rejection} {rejection:?}");
+            let mut source = std::error::Error::source(rejection);
+            while let Some(error) = source {
+                chain.push_str(&format!(" {error} {error:?}"));
+                source = error.source();
+            }
+            hook_seen.lock().unwrap().push(chain);
+            response
+        });
+    let wrong = wrong_secret(&key);
+    let bearer = format!("Bearer {text}");
+    let app = app(layer);
+    for headers in [
+        vec![("x-api-key", wrong.expose_secret())],
+        vec![("x-api-key", cut)],
+        vec![("x-api-key", text), ("authorization", &bearer)],
+        vec![("x-api-key", text), ("x-api-key", text)],
+    ] {
+        let headers: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_bytes()))
+            .collect();
+        let reply = send_to(app.clone(), "/me", &headers).await;
+        assert_ne!(reply.status, StatusCode::OK);
+    }
+    texts.extend(seen.lock().unwrap().drain(..));
+    // Lifecycle errors about the key.
+    manager.revoke(&key.id()).await.unwrap();
+    let error = manager.regenerate(&key.id(), None).await.unwrap_err();
+    texts.push(format!("{error} {error:?}"));
+
+    assert!(texts.len() >= 12, "only {} texts", texts.len());
+    for text_out in &texts {
+        assert_no_key_material(text_out, text, "an error");
+        assert_no_key_material(text_out, wrong.expose_secret(), "an error");
+    }
+}
