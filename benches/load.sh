@@ -24,7 +24,7 @@ admin=$(sed -n 's/^export API_KEY=//p' "$log")
 
 create() { # JSON body -> the new key's plaintext and id, space-separated
   curl -sf "$base/keys" -H "X-API-Key: $admin" -H 'content-type: application/json' -d "$1" |
-    python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["key"], k["record"]["key_id"])'
+    python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["key"], k["record"]["id"])'
 }
 read -r valid _ <<<"$(create '{"name":"load"}')"
 read -r space _ <<<"$(create '{"name":"load space","space":"one"}')"
@@ -32,6 +32,9 @@ read -r revoked revoked_id <<<"$(create '{"name":"load revoked"}')"
 curl -sf -X DELETE "$base/keys/$revoked_id" -H "X-API-Key: $admin"
 read -r replaced replaced_id <<<"$(create '{"name":"load replaced"}')"
 curl -sf -X POST "$base/keys/$replaced_id/regenerate" -H "X-API-Key: $admin" >/dev/null
+for key in "$valid" "$space" "$revoked" "$replaced"; do
+  [ -n "$key" ] || { echo "could not create the keys of the mix" >&2; exit 1; }
+done
 
 rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$server/status"; }
 echo "RSS before load: $(rss)"

@@ -90,6 +90,9 @@ fn wrong_secret(key: &ApiKey) -> ApiKey {
     KeyGenerator::default().generate_for(key.id()).unwrap()
 }
 
+/// Header names and values of one request.
+type Headers = Vec<(&'static str, String)>;
+
 fn app(layer: ApiKeyLayer) -> Router {
     Router::new()
         .route(
@@ -138,7 +141,7 @@ async fn no_log_line_at_trace_holds_key_material() {
     let bearer = |key: &ApiKey| format!("Bearer {}", key.expose_secret());
     let truncated = &admin.expose_secret()[..40];
     let in_query = format!("/me?api_key={}", admin.expose_secret());
-    let requests: Vec<(String, Vec<(&str, String)>, StatusCode)> = vec![
+    let requests: Vec<(String, Headers, StatusCode)> = vec![
         (
             "/me".into(),
             vec![("authorization", bearer(&admin))],
