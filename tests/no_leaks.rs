@@ -370,3 +370,47 @@ async fn no_error_display_holds_key_material() {
         assert_no_key_material(text_out, wrong.expose_secret(), "an error");
     }
 }
+
+/// The SQL store's statements are logged by sqlx at `DEBUG` and `TRACE`; neither the key
+/// nor its secret may appear in them.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_store_logs_at_trace_hold_no_key_material() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let manager = KeyManager::new(keygate::SqliteStore::connect(&url).await.unwrap());
+    let created = manager
+        .create(NewKey::new("alice", "sql"))
+        .await
+        .unwrap()
+        .key;
+    let (sink, events) = signalling_sink();
+    let layer = manager
+        .layer()
+        .with_sources([KeySource::bearer()])
+        .unwrap()
+        .with_audit_sink(sink, 16);
+    let app = app(layer);
+    let wrong = wrong_secret(&created);
+    for key in [&created, &wrong] {
+        let header = format!("Bearer {}", key.expose_secret());
+        send_to(app.clone(), "/me", &[("authorization", header.as_bytes())]).await;
+    }
+    let regenerated = manager.regenerate(&created.id(), None).await.unwrap().key;
+    manager.revoke(&created.id()).await.unwrap();
+    for _ in 0..2 {
+        events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an audit event");
+    }
+
+    let logs = captured();
+    assert!(
+        logs.contains("sqlx"),
+        "sqlx logged nothing: the capture is not working"
+    );
+    for key in [&created, &wrong, &regenerated] {
+        assert_no_key_material(&logs, key.expose_secret(), "the log");
+    }
+}
