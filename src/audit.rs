@@ -36,7 +36,8 @@ pub struct AuditEvent {
     /// The identity the key id belongs to, when the store knew it. For a denial this names
     /// the key's owner, not a caller who proved to be them.
     pub identity: Option<Identity>,
-    /// The space the request targeted, when a space resolver named one.
+    /// The space the request targeted, when a space resolver named one; at most 512
+    /// bytes of it.
     pub target_space: Option<String>,
     /// The request method.
     pub method: Method,
@@ -49,6 +50,11 @@ pub struct AuditEvent {
 /// Longest path kept in an event, in bytes; longer paths are cut at a char boundary.
 const MAX_PATH_LEN: usize = 512;
 
+/// Longest target space kept in an event, in bytes. A resolver may read the space from a
+/// header or a path segment of any length, and up to a queue's worth of events wait in
+/// memory, so each must stay small.
+const MAX_SPACE_LEN: usize = 512;
+
 impl AuditEvent {
     pub(crate) fn new(at: SystemTime, outcome: Outcome, method: &Method, uri: &Uri) -> Self {
         Self {
@@ -60,6 +66,14 @@ impl AuditEvent {
             method: method.clone(),
             path: truncate(uri.path(), MAX_PATH_LEN).into(),
         }
+    }
+
+    /// Records the space the request targeted, cut to 512 bytes.
+    pub(crate) fn set_target_space(&mut self, space: Option<String>) {
+        self.target_space = space.map(|space| match truncate(&space, MAX_SPACE_LEN) {
+            kept if kept.len() == space.len() => space,
+            kept => kept.to_owned(),
+        });
     }
 
     /// The request path, without the query string.

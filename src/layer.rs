@@ -652,7 +652,7 @@ impl Shared {
                     );
                     event.key_id = Some(key.id);
                     event.identity = denial.identity;
-                    event.target_space = denial.target;
+                    event.set_target_space(denial.target);
                     event
                 });
                 Err(self.respond(&denial.rejection))

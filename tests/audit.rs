@@ -406,3 +406,16 @@ async fn plain_options_request_still_needs_a_key_with_preflight_enabled() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_long_target_space_is_cut_to_512_bytes_in_the_event() {
+    let audited = audited();
+    let key = audited
+        .key(NewKey::new("alice", "k").with_space("one"))
+        .await;
+    let path = format!("/spaces/{}/items", "x".repeat(16 * 1024));
+    let reply = send_to(audited.app(), &path, &[("x-api-key", key.as_bytes())]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let event = next(&audited.events);
+    assert_eq!(event.target_space.map(|space| space.len()), Some(512));
+}
