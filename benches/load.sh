@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}; connections=${2:-64}; threads=${3:-2}
 port=${KEYGATE_LOAD_PORT:-3901}
 base=http://127.0.0.1:$port
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --example quickstart -q
 
 log=$(mktemp)
@@ -40,17 +40,21 @@ rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$server/status"; }
 echo "RSS before load: $(rss)"
 export LOAD_VALID=$valid LOAD_SPACE=$space LOAD_REVOKED=$revoked LOAD_REPLACED=$replaced
 wrk -t"$threads" -c"$connections" -d5s -s benches/load.lua "$base" >/dev/null
-echo "RSS after a 5 s warm-up: $(rss)"
+warm_rss=$(rss)
+echo "RSS after a 5 s warm-up: $warm_rss"
 
 ( while sleep 10; do echo "RSS during load: $(rss)"; done ) &
 sampler=$!
 out=$(wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s benches/load.lua "$base")
 kill $sampler 2>/dev/null || true
-echo "RSS at the end: $(rss)"
+end_rss=$(rss)
+echo "RSS at the end: $end_rss"
 echo "$out"
 
 kill -0 $server || { echo "the server died" >&2; exit 1; }
 fivexx=$(awk '/^status 5/ {n += $3} END {print n + 0}' <<<"$out")
 errors=$(awk -F'[ ,]+' '/^socket errors/ {print $4 + $6 + $8 + $10}' <<<"$out")
 echo "5xx: $fivexx, socket errors: $errors"
-[ "$fivexx" -eq 0 ] && [ "$errors" -eq 0 ]
+[ "$fivexx" -eq 0 ] && [ "$errors" -eq 0 ] || exit 1
+# Flat memory: the end may not exceed twice the warmed-up size.
+[ "${end_rss% kB}" -le $((2 * ${warm_rss% kB})) ] || { echo "RSS grew" >&2; exit 1; }

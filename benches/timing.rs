@@ -1,26 +1,36 @@
 //! A dudect test (Reparaz, Balasch, Verbauwhede 2016) of secret verification: does
-//! rejecting a wrong secret take a time that depends on *where* it is wrong?
+//! rejecting a wrong key take a time that depends on *where* it is wrong?
 //!
-//! Each bench times two classes of wrong keys against one issued key. Left: the secret
-//! differs in its first character; Right: it differs in its last one. Both carry a valid
-//! checksum, so both reach verification. Welch's t-test on the two timing distributions
-//! must stay below 5 in absolute value (dudect's threshold for "no leak found").
+//! Every bench times two classes of wrong keys, Left and Right, and Welch's t-test on the
+//! two timing distributions must stay below 5 in absolute value (dudect's threshold for
+//! "no leak found"). Two questions are asked, each of the comparison alone, of verification
+//! (parse, hash, compare) and of a whole request through the layer:
+//!
+//! - `*_secret_position`: the wrong secret differs from the issued one in its first
+//!   character (Left) or its last (Right). Both keys carry a valid checksum, so both reach
+//!   verification. Because keygate compares hashes, this shows that where a secret is wrong
+//!   cannot matter; it would not catch an early-exit comparison, since the two hashes then
+//!   differ at random places.
+//! - `*_hash_position`: the presented key's hash differs from the stored one in byte 0
+//!   (Left) or byte 31 (Right): the store is set up, per sample, with the presented key's
+//!   own hash with one byte flipped. This is the test an early-exit comparison would fail.
 //!
 //! ```text
-//! cargo bench --bench timing                      # 1M samples per bench
+//! cargo bench --bench timing                                # 1M samples per bench
 //! KEYGATE_DUDECT_SAMPLES=5000000 cargo bench --bench timing -- layer
 //! ```
 //!
-//! dudect prints `max t` for each bench: below 5 in absolute value, no leak was found.
+//! dudect prints `max t` for each bench. The bench prints; it does not judge: read the
+//! figures (BENCHMARKS.md keeps the latest).
 
 use dudect_bencher::ctbench::{BenchMetadata, BenchName, BenchOpts, run_benches_console};
-use dudect_bencher::rand::{Rng, RngExt};
+use dudect_bencher::rand::RngExt;
 use dudect_bencher::{BenchRng, Class, CtRunner};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response, StatusCode};
 use keygate::{
-    ApiKey, ApiKeyLayer, Identity, KeyFormat, KeyGenerator, KeyHash, KeyHasher, KeySource,
-    MemoryStore, NoAudit, StoredKey,
+    ApiKey, ApiKeyLayer, ApiKeyService, Identity, KeyFormat, KeyGenerator, KeyHash, KeyHasher,
+    KeySource, MemoryStore, NoAudit, StoredKey,
 };
 use subtle::ConstantTimeEq;
 use tower::{Layer, ServiceExt};
@@ -35,7 +45,6 @@ fn samples() -> usize {
 
 /// Characters in a key's id, which precedes the secret.
 const ID_LEN: usize = 16;
-const ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// All the inputs of one bench, made before any timing: each sample's class is drawn at
@@ -57,112 +66,121 @@ fn inputs<T>(
         .collect()
 }
 
-/// The issued key, and how to make wrong keys that differ from it at one secret position.
-struct Keys {
-    format: KeyFormat,
-    issued: ApiKey,
+/// `hash` with byte 0 (Left) or byte 31 (Right) changed.
+fn flipped(hash: &KeyHash, class: Class, rng: &mut BenchRng) -> KeyHash {
+    use base64::Engine;
+    let mut bytes = *hash.as_bytes();
+    let position = match class {
+        Class::Left => 0,
+        Class::Right => 31,
+    };
+    bytes[position] ^= rng.random_range(1..=255u8);
+    let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
+    KeyHash::from_base64(&text).unwrap()
 }
 
-impl Keys {
-    fn new() -> Self {
-        let format = KeyFormat::new();
-        let issued = KeyGenerator::new(format.clone()).generate().unwrap();
-        Self { format, issued }
-    }
-
-    /// A well-formed wrong key: its secret differs from the issued one in its first
-    /// character (Left) or its last (Right).
-    fn wrong(&self, class: Class, rng: &mut BenchRng) -> String {
-        let secret_start = self.format.prefix().len() + 1 + ID_LEN;
-        let secret_end = self.format.key_len() - 6;
-        let position = match class {
-            Class::Left => secret_start,
-            Class::Right => secret_end - 1,
-        };
-        wrong_at(self.issued.expose_secret(), position, rng)
-    }
-}
-
-/// `key` with the character at `position` replaced by another alphanumeric one, and the
-/// checksum recomputed so that the wrong key is well-formed and reaches verification.
-fn wrong_at(key: &str, position: usize, rng: &mut BenchRng) -> String {
-    let mut bytes = key.as_bytes().to_vec();
+/// A well-formed key whose secret differs from `issued`'s in its first character (Left)
+/// or its last (Right), with the checksum recomputed so that it reaches verification.
+fn wrong_secret(issued: &ApiKey, class: Class, rng: &mut BenchRng) -> String {
+    let format = KeyFormat::new();
+    let position = match class {
+        Class::Left => format.prefix().len() + 1 + ID_LEN,
+        Class::Right => format.key_len() - 6 - 1,
+    };
+    let mut bytes = issued.expose_secret().as_bytes().to_vec();
     let original = bytes[position];
-    let mut replacement = original;
-    while replacement == original {
-        replacement = ALPHANUMERIC[rng.random_range(0..ALPHANUMERIC.len())];
+    while bytes[position] == original {
+        bytes[position] = BASE62[rng.random_range(0..BASE62.len())];
     }
-    bytes[position] = replacement;
     let signed = bytes.len() - 6;
     let mut crc = crc32fast::hash(&bytes[..signed]);
     for slot in bytes[signed..].iter_mut().rev() {
         *slot = BASE62[(crc % 62) as usize];
         crc /= 62;
     }
-    String::from_utf8(bytes).unwrap()
+    let text = String::from_utf8(bytes).unwrap();
+    assert_eq!(
+        format.check(&text),
+        Ok(issued.id()),
+        "the wrong key must be well-formed"
+    );
+    text
 }
 
-/// Parsing, hashing and the constant-time comparison: what the layer does per key once
-/// the store has answered.
-fn parse_hash_compare(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let keys = Keys::new();
-    let hasher = KeyHasher::sha256();
-    let stored = hasher.hash(&keys.issued);
-    for (class, text) in inputs(rng, |class, rng| keys.wrong(class, rng)) {
-        runner.run_one(class, || {
-            let presented = ApiKey::parse(&text, &keys.format).unwrap();
-            bool::from(hasher.hash(&presented).ct_eq(&stored))
-        });
-    }
+/// Verification as the layer does it once the store has answered: parse, hash, compare.
+fn verify(text: &str, stored: &KeyHash) -> bool {
+    let presented = ApiKey::parse(text, &KeyFormat::new()).unwrap();
+    bool::from(KeyHasher::sha256().hash(&presented).ct_eq(stored))
 }
 
-/// The comparison alone, on hashes that differ in their first byte or in their last: the
-/// step where an early exit would show.
-fn hash_compare(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let mut bytes = [0u8; 32];
-    rng.fill_bytes(&mut bytes);
-    let stored = hash_of(bytes);
-    let inputs = inputs(rng, |class, rng| {
-        let position = match class {
-            Class::Left => 0,
-            Class::Right => 31,
-        };
-        let mut other = bytes;
-        other[position] ^= rng.random_range(1..=255u8);
-        hash_of(other)
-    });
-    for (class, presented) in inputs {
+/// The comparison alone, on hashes that differ in their first byte or in their last.
+fn compare_hash_position(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let issued = KeyGenerator::default().generate().unwrap();
+    let stored = KeyHasher::sha256().hash(&issued);
+    for (class, presented) in inputs(rng, |class, rng| flipped(&stored, class, rng)) {
         runner.run_one(class, || bool::from(presented.ct_eq(&stored)));
     }
 }
 
-fn hash_of(bytes: [u8; 32]) -> KeyHash {
-    use base64::Engine;
-    KeyHash::from_base64(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)).unwrap()
+/// Verification of wrong secrets that differ from the issued one first or last.
+fn verify_secret_position(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let issued = KeyGenerator::default().generate().unwrap();
+    let stored = KeyHasher::sha256().hash(&issued);
+    for (class, text) in inputs(rng, |class, rng| wrong_secret(&issued, class, rng)) {
+        runner.run_one(class, || assert!(!verify(&text, &stored)));
+    }
 }
 
-/// The whole layer on the embedded store: one request with a wrong key, to the 401.
-fn layer(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let keys = Keys::new();
-    let store = MemoryStore::new();
-    let hash = KeyHasher::sha256().hash(&keys.issued);
-    store
-        .insert_key(StoredKey::new(hash, Identity::new(keys.issued.id(), "u")))
-        .unwrap();
-    let layer = ApiKeyLayer::new(store)
+/// Verification of keys whose hash differs from the stored one first or last.
+fn verify_hash_position(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let generator = KeyGenerator::default();
+    let inputs = inputs(rng, |class, rng| {
+        let key = generator.generate().unwrap();
+        let stored = flipped(&KeyHasher::sha256().hash(&key), class, rng);
+        (key.expose_secret().to_owned(), stored)
+    });
+    for (class, (text, stored)) in inputs {
+        runner.run_one(class, || assert!(!verify(&text, &stored)));
+    }
+}
+
+type Handler = tower::util::ServiceFn<
+    fn(Request<()>) -> std::future::Ready<Result<Response<Vec<u8>>, std::convert::Infallible>>,
+>;
+
+/// The handler behind the layer: no wrong key may reach it.
+fn refuse(
+    _: Request<()>,
+) -> std::future::Ready<Result<Response<Vec<u8>>, std::convert::Infallible>> {
+    unreachable!("a wrong key got through")
+}
+
+/// The layer over `store`, reading `X-API-Key`, with a handler that must never run.
+fn service(store: MemoryStore) -> ApiKeyService<Handler> {
+    let handler: Handler = tower::service_fn(refuse as fn(_) -> _);
+    ApiKeyLayer::new(store)
         .with_sources([KeySource::header("x-api-key").unwrap()])
         .unwrap()
-        .with_audit_sink(NoAudit, 1);
-    let inner = tower::service_fn(|_: Request<()>| async {
-        Ok::<_, std::convert::Infallible>(Response::new(Vec::<u8>::new()))
-    });
-    let service = layer.layer(inner);
-    let inputs = inputs(rng, |class, rng| {
-        let mut request = Request::new(());
-        let value = HeaderValue::from_str(&keys.wrong(class, rng)).unwrap();
-        request.headers_mut().insert("x-api-key", value);
-        request
-    });
+        .with_audit_sink(NoAudit, 1)
+        .layer(handler)
+}
+
+/// Times one request per input, each to its 401.
+fn run_requests(
+    runner: &mut CtRunner,
+    service: &ApiKeyService<Handler>,
+    inputs: Vec<(Class, String)>,
+) {
+    let inputs: Vec<(Class, Request<()>)> = inputs
+        .into_iter()
+        .map(|(class, text)| {
+            let mut request = Request::new(());
+            request
+                .headers_mut()
+                .insert("x-api-key", HeaderValue::from_str(&text).unwrap());
+            (class, request)
+        })
+        .collect();
     for (class, request) in inputs {
         // `run_one` takes an `Fn`; the cell hands the request over to its single call.
         let request = std::cell::Cell::new(Some(request));
@@ -172,31 +190,57 @@ fn layer(runner: &mut CtRunner, rng: &mut BenchRng) {
                 .clone()
                 .oneshot(request.take().unwrap())
                 .now_or_never();
-            let status = response.unwrap().unwrap().status();
-            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                response.unwrap().unwrap().status(),
+                StatusCode::UNAUTHORIZED
+            );
         });
     }
+}
+
+/// One request through the layer with a wrong secret that differs first or last.
+fn layer_secret_position(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let issued = KeyGenerator::default().generate().unwrap();
+    let store = MemoryStore::new();
+    let stored = StoredKey::new(
+        KeyHasher::sha256().hash(&issued),
+        Identity::new(issued.id(), "u"),
+    );
+    store.insert_key(stored).unwrap();
+    let inputs = inputs(rng, |class, rng| wrong_secret(&issued, class, rng));
+    run_requests(runner, &service(store), inputs);
+}
+
+/// One request through the layer with a key whose stored hash differs first or last. Each
+/// sample has a key of its own in the store.
+fn layer_hash_position(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let generator = KeyGenerator::default();
+    let store = MemoryStore::new();
+    let inputs = inputs(rng, |class, rng| {
+        let key = generator.generate().unwrap();
+        let stored = flipped(&KeyHasher::sha256().hash(&key), class, rng);
+        store
+            .insert_key(StoredKey::new(stored, Identity::new(key.id(), "u")))
+            .unwrap();
+        key.expose_secret().to_owned()
+    });
+    run_requests(runner, &service(store), inputs);
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters benches by name.
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with("--"));
+    let bench = |name, benchfn| BenchMetadata {
+        name: BenchName(name),
+        seed: None,
+        benchfn,
+    };
     let benches = vec![
-        BenchMetadata {
-            name: BenchName("hash_compare"),
-            seed: None,
-            benchfn: hash_compare,
-        },
-        BenchMetadata {
-            name: BenchName("parse_hash_compare"),
-            seed: None,
-            benchfn: parse_hash_compare,
-        },
-        BenchMetadata {
-            name: BenchName("layer"),
-            seed: None,
-            benchfn: layer,
-        },
+        bench("compare_hash_position", compare_hash_position),
+        bench("verify_secret_position", verify_secret_position),
+        bench("verify_hash_position", verify_hash_position),
+        bench("layer_secret_position", layer_secret_position),
+        bench("layer_hash_position", layer_hash_position),
     ];
     let options = BenchOpts {
         filter,

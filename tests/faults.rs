@@ -89,7 +89,8 @@ async fn store_error_gets_503_then_the_service_serves_again() {
 async fn store_hang_gets_503_at_the_timeout_then_the_service_serves_again() {
     let started = tokio::time::Instant::now();
     assert_eq!(fault_then_recovery(HANGS).await, EXPECTED);
-    assert_eq!(started.elapsed(), Duration::from_millis(250));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(1));
 }
 
 #[tokio::test]

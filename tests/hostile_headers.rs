@@ -367,7 +367,16 @@ async fn every_hostile_header_gets_its_documented_answer() {
                 None => assert!(!challenge.contains("error="), "{name}: {challenge}"),
             }
         } else {
-            assert!(reply.body.starts_with("alice|"), "{name}: {}", reply.body);
+            // The handler answers `user|header names it saw`: the credential's header
+            // must be gone.
+            let (user, seen) = reply.body.split_once('|').unwrap();
+            assert_eq!(user, "alice", "{name}: user");
+            for (header, _) in case.headers {
+                assert!(
+                    !seen.split(',').any(|n| n == *header),
+                    "{name}: {header} kept"
+                );
+            }
         }
     }
 }
