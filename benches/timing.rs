@@ -20,6 +20,10 @@
 //! KEYGATE_DUDECT_SAMPLES=5000000 cargo bench --bench timing -- layer
 //! ```
 //!
+//! `control_early_exit_compare` runs the comparison inputs through a deliberately leaky
+//! comparison: its `max t` must come out far above 5, which shows the setup can see a
+//! leak of that size.
+//!
 //! dudect prints `max t` for each bench. The bench prints; it does not judge: read the
 //! figures (BENCHMARKS.md keeps the latest).
 
@@ -119,6 +123,24 @@ fn compare_hash_position(runner: &mut CtRunner, rng: &mut BenchRng) {
     let stored = KeyHasher::sha256().hash(&issued);
     for (class, presented) in inputs(rng, |class, rng| flipped(&stored, class, rng)) {
         runner.run_one(class, || bool::from(presented.ct_eq(&stored)));
+    }
+}
+
+/// The control: the same inputs through a deliberately leaky comparison that stops at the
+/// first differing byte. Its `max t` must be far above 5, or the setup cannot see a leak.
+fn control_early_exit_compare(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let issued = KeyGenerator::default().generate().unwrap();
+    let stored = KeyHasher::sha256().hash(&issued);
+    let leaky = |a: &KeyHash, b: &KeyHash| {
+        for (x, y) in a.as_bytes().iter().zip(b.as_bytes()) {
+            if std::hint::black_box(x) != y {
+                return false;
+            }
+        }
+        true
+    };
+    for (class, presented) in inputs(rng, |class, rng| flipped(&stored, class, rng)) {
+        runner.run_one(class, || leaky(&presented, &stored));
     }
 }
 
@@ -237,6 +259,7 @@ fn main() {
     };
     let benches = vec![
         bench("compare_hash_position", compare_hash_position),
+        bench("control_early_exit_compare", control_early_exit_compare),
         bench("verify_secret_position", verify_secret_position),
         bench("verify_hash_position", verify_hash_position),
         bench("layer_secret_position", layer_secret_position),
