@@ -70,9 +70,9 @@ impl AuditEvent {
 
     /// Records the space the request targeted, cut to 512 bytes.
     pub(crate) fn set_target_space(&mut self, space: Option<String>) {
-        self.target_space = space.map(|space| match truncate(&space, MAX_SPACE_LEN) {
-            kept if kept.len() == space.len() => space,
-            kept => kept.to_owned(),
+        self.target_space = space.map(|mut space| {
+            space.truncate(truncate(&space, MAX_SPACE_LEN).len());
+            space
         });
     }
 

@@ -398,6 +398,29 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyService<S> {
 #[derive(Clone)]
 pub(crate) struct LayerContext(pub(crate) Arc<Shared>);
 
+impl<S> ApiKeyService<S> {
+    /// Calls the inner service for a request that needs no key (a CORS preflight, or a
+    /// request without a credential when anonymous access is on): audited, and with the
+    /// layer's context for extractors but no identity.
+    fn pass_without_key<ReqBody, ResBody>(
+        &mut self,
+        mut request: Request<ReqBody>,
+        outcome: Outcome,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        let shared = &self.shared;
+        shared
+            .emit(|| AuditEvent::new(shared.clock.now(), outcome, request.method(), request.uri()));
+        #[cfg(feature = "axum")]
+        request
+            .extensions_mut()
+            .insert(LayerContext(shared.clone()));
+        ResponseFuture::inner(self.inner.call(request))
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -419,36 +442,12 @@ where
                 .headers()
                 .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
         {
-            shared.emit(|| {
-                AuditEvent::new(
-                    shared.clock.now(),
-                    Outcome::Preflight,
-                    request.method(),
-                    request.uri(),
-                )
-            });
-            #[cfg(feature = "axum")]
-            request
-                .extensions_mut()
-                .insert(LayerContext(shared.clone()));
-            return ResponseFuture::inner(self.inner.call(request));
+            return self.pass_without_key(request, Outcome::Preflight);
         }
         let presented = match source::find(&shared.sources, request.headers()) {
             Ok(Some(presented)) => presented,
             Ok(None) if shared.anonymous => {
-                shared.emit(|| {
-                    AuditEvent::new(
-                        shared.clock.now(),
-                        Outcome::Anonymous,
-                        request.method(),
-                        request.uri(),
-                    )
-                });
-                #[cfg(feature = "axum")]
-                request
-                    .extensions_mut()
-                    .insert(LayerContext(shared.clone()));
-                return ResponseFuture::inner(self.inner.call(request));
+                return self.pass_without_key(request, Outcome::Anonymous);
             }
             Ok(None) => return shared.reject(Rejection::Missing, &request, None),
             Err(source::Ambiguous) => {

@@ -101,6 +101,13 @@ pub mod checks {
         }
     }
 
+    async fn read<S: KeyStoreWrite + ?Sized>(store: &S, id: &KeyId) -> KeyRecord {
+        match store.record(id).await {
+            Ok(Some(record)) => record,
+            other => panic!("the record of an inserted key: {other:?}"),
+        }
+    }
+
     /// `find` of an id never inserted returns `Ok(None)`.
     pub async fn find_of_an_unknown_id_is_none<S: KeyStoreWrite + ?Sized>(store: &S) {
         let found = store.find(&fresh_id()).await.expect("find");
@@ -149,11 +156,7 @@ pub mod checks {
         let id = fresh_id();
         let inserted = record(id, "alice", Some("space-1"), 3).with_expires_at(Some(at(100)));
         insert(store, &inserted, hash(1)).await;
-        let read = store
-            .record(&id)
-            .await
-            .expect("record")
-            .expect("the record");
+        let read = read(store, &id).await;
         assert_eq!(read, inserted);
     }
 
@@ -211,11 +214,7 @@ pub mod checks {
             .expect("replace");
         let found = store.find(&id).await.expect("find").expect("the key");
         assert_eq!(found.hash, hash(2));
-        let read = store
-            .record(&id)
-            .await
-            .expect("record")
-            .expect("the record");
+        let read = read(store, &id).await;
         assert_eq!(read.preview, "kg_...NEW1");
         assert_eq!(read.identity.name(), "key 1", "the name is kept");
     }
@@ -291,11 +290,7 @@ pub mod checks {
             .expect("find")
             .expect("a revoked key is still found");
         assert!(found.revoked);
-        let read = store
-            .record(&id)
-            .await
-            .expect("record")
-            .expect("the record");
+        let read = read(store, &id).await;
         assert_eq!(read.revoked_at, Some(at(5)));
     }
 
@@ -305,11 +300,7 @@ pub mod checks {
         insert(store, &record(id, "alice", None, 1), hash(1)).await;
         store.revoke(&id, at(5)).await.expect("revoke");
         store.revoke(&id, at(9)).await.expect("second revoke");
-        let read = store
-            .record(&id)
-            .await
-            .expect("record")
-            .expect("the record");
+        let read = read(store, &id).await;
         assert_eq!(read.revoked_at, Some(at(5)));
     }
 
@@ -335,11 +326,7 @@ pub mod checks {
         };
         store.record_usage(&[batch(3, 50)]).await.expect("usage");
         store.record_usage(&[batch(4, 40)]).await.expect("usage");
-        let read = store
-            .record(&id)
-            .await
-            .expect("record")
-            .expect("the record");
+        let read = read(store, &id).await;
         assert_eq!(read.use_count, 7);
         assert_eq!(read.last_used_at, Some(at(50)));
     }
@@ -361,11 +348,7 @@ pub mod checks {
             },
         ];
         store.record_usage(&updates).await.expect("usage");
-        let read = store
-            .record(&id)
-            .await
-            .expect("record")
-            .expect("the record");
+        let read = read(store, &id).await;
         assert_eq!(read.use_count, 2);
     }
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::listen::InvalidationListener;
-use super::{KeyRow, Queries, count, micros, statements as sql, store_error};
+use super::{KeyRow, Queries, count, micros, statements as sql, store_error, updated_one};
 use crate::error::ConfigError;
 use crate::hash::KeyHash;
 use crate::key::KeyId;
@@ -174,9 +174,7 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let done = update.execute(&mut *tx).await.map_err(store_error)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        updated_one(done.rows_affected())?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(&*self.channel)
             .bind(id.as_str())

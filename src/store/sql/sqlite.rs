@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{KeyRow, Queries, count, micros, statements as sql, store_error};
+use super::{KeyRow, Queries, count, micros, statements as sql, store_error, updated_one};
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
@@ -107,6 +107,17 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs an `UPDATE` of one key by its id.
+    async fn update_one<'q>(
+        &self,
+        update: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<(), StoreError> {
+        let done = update.execute(&self.pool).await.map_err(store_error)?;
+        updated_one(done.rows_affected())
+    }
+}
+
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore").finish_non_exhaustive()
@@ -147,31 +158,17 @@ impl KeyStoreWrite for SqliteStore {
         preview: &str,
         keep_previous_until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(sql::REPLACE_SECRET)
+        let update = sqlx::query(sql::REPLACE_SECRET)
             .bind(id.as_str())
             .bind(hash.as_bytes().as_slice())
             .bind(preview)
-            .bind(keep_previous_until.map(micros))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .bind(keep_previous_until.map(micros));
+        self.update_one(update).await
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
-        let done = sqlx::query(sql::REVOKE)
-            .bind(id.as_str())
-            .bind(micros(at))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let update = sqlx::query(sql::REVOKE).bind(id.as_str()).bind(micros(at));
+        self.update_one(update).await
     }
 
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
