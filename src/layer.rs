@@ -404,7 +404,7 @@ impl<S> ApiKeyService<S> {
     /// layer's context for extractors but no identity.
     fn pass_without_key<ReqBody, ResBody>(
         &mut self,
-        mut request: Request<ReqBody>,
+        request: Request<ReqBody>,
         outcome: Outcome,
     ) -> ResponseFuture<S, ReqBody>
     where
@@ -414,9 +414,13 @@ impl<S> ApiKeyService<S> {
         shared
             .emit(|| AuditEvent::new(shared.clock.now(), outcome, request.method(), request.uri()));
         #[cfg(feature = "axum")]
-        request
-            .extensions_mut()
-            .insert(LayerContext(shared.clone()));
+        let request = {
+            let mut request = request;
+            request
+                .extensions_mut()
+                .insert(LayerContext(shared.clone()));
+            request
+        };
         ResponseFuture::inner(self.inner.call(request))
     }
 }
