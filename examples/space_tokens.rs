@@ -15,11 +15,14 @@ use std::error::Error;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keygate::{
-    Identity, KeyFormat, KeyManager, KeySource, MemoryStore, NewKey, Scopes, SpaceResolver,
+    Actor, Identity, KeyFormat, KeyManager, KeySource, MemoryStore, NewKey, Scopes, SpaceResolver,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
 const TOKENS_WRITE: &str = "tokens:write";
@@ -62,23 +65,36 @@ async fn records(identity: Identity, Path(space): Path<String>) -> Json<Value> {
     Json(json!({ "space": space, "records": [1, 2, 3], "token": identity.name() }))
 }
 
+/// A token shown once: serialized straight from the key, never cached.
+#[derive(Serialize)]
+struct Shown<'a> {
+    token: &'a str,
+    note: &'static str,
+}
+
 async fn create_token(
     State(manager): State<KeyManager>,
     identity: Identity,
     Path(space): Path<String>,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     let new = NewKey::new("", format!("{space} token")).with_space(space);
-    match manager.create_as(&identity, new).await {
-        Ok(created) => (
-            StatusCode::CREATED,
-            Json(json!({
-                "token": created.key.expose_secret(),
-                "note": "shown once: store it now",
-            })),
-        ),
+    match manager.create_as(&Actor::key(&identity), new).await {
+        Ok(created) => {
+            let body = Shown {
+                token: created.key.expose_secret(),
+                note: "shown once: store it now",
+            };
+            (
+                StatusCode::CREATED,
+                [(CACHE_CONTROL, "no-store")],
+                Json(body),
+            )
+                .into_response()
+        }
         Err(error) => (
             StatusCode::FORBIDDEN,
             Json(json!({ "error": error.to_string() })),
-        ),
+        )
+            .into_response(),
     }
 }

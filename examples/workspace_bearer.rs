@@ -18,10 +18,12 @@ use std::error::Error;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keygate::{Identity, KeyFormat, KeyId, KeyManager, MemoryStore, NewKey};
-use serde::Deserialize;
+use keygate::{Actor, CreatedKey, Identity, KeyFormat, KeyId, KeyManager, MemoryStore, NewKey};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Which user belongs to which workspace: the app's own data, not keygate's.
@@ -61,7 +63,10 @@ async fn tables(identity: Identity, Path(workspace): Path<String>) -> (StatusCod
 }
 
 async fn list_keys(State(manager): State<KeyManager>, identity: Identity) -> Json<Value> {
-    let keys = manager.list_as(&identity).await.unwrap_or_default();
+    let keys = manager
+        .list_as(&Actor::key(&identity))
+        .await
+        .unwrap_or_default();
     let keys: Vec<Value> = keys
         .iter()
         .map(|record| {
@@ -81,23 +86,42 @@ struct Create {
     name: String,
 }
 
+/// A key shown once: serialized straight from the key, never cached.
+#[derive(Serialize)]
+struct Shown<'a> {
+    id: &'a str,
+    key: &'a str,
+}
+
+fn shown(created: &CreatedKey) -> Response {
+    let id = created.record.id();
+    let body = Shown {
+        id: id.as_str(),
+        key: created.key.expose_secret(),
+    };
+    (
+        StatusCode::CREATED,
+        [(CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response()
+}
+
 async fn create_key(
     State(manager): State<KeyManager>,
     identity: Identity,
     Json(body): Json<Create>,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     match manager
-        .create_as(&identity, NewKey::new("", body.name))
+        .create_as(&Actor::key(&identity), NewKey::new("", body.name))
         .await
     {
-        Ok(created) => (
-            StatusCode::CREATED,
-            Json(json!({ "id": created.record.id().as_str(), "key": created.key.expose_secret() })),
-        ),
+        Ok(created) => shown(&created),
         Err(error) => (
             StatusCode::BAD_REQUEST,
             Json(json!({ "error": error.to_string() })),
-        ),
+        )
+            .into_response(),
     }
 }
 
@@ -105,21 +129,23 @@ async fn regenerate_key(
     State(manager): State<KeyManager>,
     identity: Identity,
     Path(id): Path<String>,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     let Ok(id) = KeyId::parse(&id) else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": "no such key" })),
-        );
+        )
+            .into_response();
     };
-    match manager.regenerate_as(&identity, &id, None).await {
-        Ok(created) => (
-            StatusCode::CREATED,
-            Json(json!({ "id": id.as_str(), "key": created.key.expose_secret() })),
-        ),
+    match manager
+        .regenerate_as(&Actor::key(&identity), &id, None)
+        .await
+    {
+        Ok(created) => shown(&created),
         Err(error) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": error.to_string() })),
-        ),
+        )
+            .into_response(),
     }
 }

@@ -98,7 +98,8 @@ pub struct InvalidKeyHash;
 #[derive(Clone, Default)]
 pub struct KeyHasher {
     /// The HMAC state after absorbing the pepper; cloned per key so the pepper's block is
-    /// not rehashed on every request.
+    /// not rehashed on every request. Built with the `zeroize` features of `hmac` and
+    /// `sha2`, so this state and every clone of it are wiped on drop.
     hmac: Option<Hmac<Sha256>>,
 }
 
@@ -201,6 +202,16 @@ mod tests {
             );
         }
         assert_eq!(KeyHash::from_bytes(base), KeyHash::from_bytes(base));
+    }
+
+    #[test]
+    fn hmac_state_derived_from_the_pepper_is_zeroized_on_drop() {
+        // The state after absorbing the pepper is as good as the pepper. `Hmac<Sha256>`
+        // holds it as two SHA-256 cores (inner and outer pad); with the `zeroize` feature
+        // of `sha2` each core wipes itself on drop, in the hasher and in every per-request
+        // clone of it.
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<<Sha256 as hmac::digest::block_api::EagerHash>::Core>();
     }
 
     #[test]

@@ -27,6 +27,8 @@ use crate::layer::Shared;
 #[derive(Clone)]
 pub struct Identity {
     inner: Arc<Inner>,
+    /// Verified by the replaced secret of a regenerated key, inside its grace period.
+    previous_secret: bool,
     /// The layer that verified this identity, when it came from one: lets extractors and
     /// scope guards answer with that layer's realm and audit into its log. Carried here,
     /// rather than as a second request extension, to keep the hot path to one insert.
@@ -35,7 +37,7 @@ pub struct Identity {
 
 impl PartialEq for Identity {
     fn eq(&self, other: &Self) -> bool {
-        self.inner == other.inner
+        self.inner == other.inner && self.previous_secret == other.previous_secret
     }
 }
 
@@ -63,6 +65,14 @@ impl Inner {
         self.key_id
     }
 
+    pub(crate) fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub(crate) fn space(&self) -> Option<&str> {
+        self.extra.as_ref()?.space.as_deref()
+    }
+
     fn extra_mut(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Box::default)
     }
@@ -77,6 +87,7 @@ impl Identity {
                 user: user.into(),
                 extra: None,
             }),
+            previous_secret: false,
             layer: None,
         }
     }
@@ -88,7 +99,17 @@ impl Identity {
 
     /// An identity around a kept shared part.
     pub(crate) fn from_shared_inner(inner: Arc<Inner>) -> Self {
-        Self { inner, layer: None }
+        Self {
+            inner,
+            previous_secret: false,
+            layer: None,
+        }
+    }
+
+    /// Marks this identity as verified by a replaced secret in its grace period.
+    pub(crate) fn by_previous_secret(mut self, previous: bool) -> Self {
+        self.previous_secret = previous;
+        self
     }
 
     /// This identity as verified by `layer`.
@@ -107,6 +128,7 @@ impl Identity {
     pub(crate) fn detached(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            previous_secret: self.previous_secret,
             layer: None,
         }
     }
@@ -145,12 +167,12 @@ impl Identity {
 
     /// The user the key belongs to.
     pub fn user(&self) -> &str {
-        &self.inner.user
+        self.inner.user()
     }
 
     /// The one space this key is bound to, if any. `None` means a user-wide key.
     pub fn space(&self) -> Option<&str> {
-        self.inner.extra.as_ref()?.space.as_deref()
+        self.inner.space()
     }
 
     /// The key's scopes.
@@ -166,6 +188,19 @@ impl Identity {
     pub fn name(&self) -> &str {
         self.inner.extra.as_ref().map_or("", |extra| &extra.name)
     }
+
+    /// Whether the request was verified by the *replaced* secret of a regenerated key,
+    /// inside the grace period [`KeyManager::regenerate`](crate::KeyManager::regenerate)
+    /// granted it.
+    ///
+    /// Such a secret still authenticates requests, so clients can roll over, but it has no
+    /// management power: [`KeyManager`](crate::KeyManager)'s `*_as` methods refuse it with
+    /// [`ManageError::PreviousSecret`](crate::ManageError::PreviousSecret). Otherwise
+    /// rotating a leaked key with a grace period would let whoever holds the old secret
+    /// mint keys that outlive it.
+    pub fn is_previous_secret(&self) -> bool {
+        self.previous_secret
+    }
 }
 
 impl fmt::Debug for Identity {
@@ -176,6 +211,7 @@ impl fmt::Debug for Identity {
             .field("space", &self.space())
             .field("scopes", self.scopes())
             .field("name", &self.name())
+            .field("previous_secret", &self.previous_secret)
             .finish()
     }
 }

@@ -107,7 +107,9 @@ pub use hash::{InvalidKeyHash, KeyHash, KeyHasher, MIN_PEPPER_LEN};
 pub use identity::{Identity, InvalidScope, Scopes};
 pub use key::{ApiKey, InvalidKeyId, KeyFormat, KeyId, MalformedKey};
 pub use layer::{ApiKeyLayer, ApiKeyService, DEFAULT_STORE_TIMEOUT, LayerStats, ResponseFuture};
-pub use manage::{CreatedKey, KeyManager, MAX_GRACE, ManageError, NewKey};
+pub use manage::{
+    Actor, CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE, ManageError, NewKey,
+};
 pub use record::KeyRecord;
 pub use reject::{Insufficient, InvalidKey, Rejection};
 pub use scope::{RequireScopeLayer, RequireScopeService};
@@ -119,12 +121,13 @@ pub use store::SqliteStore;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use store::{CacheConfig, CachedStore};
+pub use store::{
+    Cursor, KeyStore, KeyStoreWrite, MemoryStore, Page, PreviousSecret, StoreError, StoredKey,
+    UsageUpdate,
+};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::{DEFAULT_CHANNEL, InvalidationListener, PgStore};
-pub use store::{
-    KeyStore, KeyStoreWrite, MemoryStore, PreviousSecret, StoreError, StoredKey, UsageUpdate,
-};
+pub use store::{DEFAULT_CHANNEL, Heartbeat, InvalidationListener, PgStore};
 
 /// The sqlx this crate was built with, for building pools and options of the same
 /// version as [`SqliteStore`] and [`PgStore`] expect.

@@ -90,11 +90,14 @@ impl KeySource {
         if !scheme.eq_ignore_ascii_case(SCHEME) {
             return None;
         }
-        // `Bearer` alone is a credential with an empty token (malformed, hence 401);
-        // `Bearerx` is a different scheme.
+        // `Bearer` alone is a credential with an empty token (malformed, hence 401).
+        // RFC 6750 section 2.1 separates scheme and token by spaces (`1*SP`) only, so
+        // `Bearerx` and `Bearer<TAB>x` are other schemes, not credentials. After the spaces
+        // the token runs to the end of the value (trailing whitespace is not part of a
+        // field value); a tab in front of it makes it malformed.
         match rest.first() {
             None => Some(rest),
-            Some(b' ' | b'\t') => Some(trim(rest)),
+            Some(b' ') => Some(skip_spaces(rest.trim_ascii_end())),
             Some(_) => None,
         }
     }
@@ -102,6 +105,12 @@ impl KeySource {
 
 fn trim(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
+}
+
+/// `bytes` without its leading spaces (tabs stay).
+fn skip_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 /// A credential found in a request, not yet checked. `Debug` is redacted: the token is
@@ -192,6 +201,28 @@ mod tests {
     fn bare_bearer_is_an_empty_credential() {
         assert_eq!(token(&[("authorization", b"Bearer")]), Ok(Some(vec![])));
         assert_eq!(token(&[("authorization", b"Bearer   ")]), Ok(Some(vec![])));
+    }
+
+    #[test]
+    fn bearer_followed_by_a_tab_is_not_a_credential() {
+        assert_eq!(token(&[("authorization", b"Bearer\tabc")]), Ok(None));
+        assert_eq!(token(&[("authorization", b"Bearer\t")]), Ok(None));
+    }
+
+    #[test]
+    fn a_tab_after_the_bearer_spaces_is_part_of_the_token() {
+        assert_eq!(
+            token(&[("authorization", b"Bearer \tabc")]),
+            Ok(Some(b"\tabc".to_vec()))
+        );
+    }
+
+    #[test]
+    fn bearer_may_be_followed_by_several_spaces() {
+        assert_eq!(
+            token(&[("authorization", b"Bearer   abc ")]),
+            Ok(Some(b"abc".to_vec()))
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::hash::KeyHash;
 use crate::identity::{Identity, Scopes};
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStoreWrite, PreviousSecret, StoreError, UsageUpdate};
+use crate::store::{KeyStoreWrite, Page, PreviousSecret, StoreError, UsageUpdate};
 
 /// Runs every conformance check as its own `#[tokio::test]`.
 ///
@@ -41,6 +41,8 @@ macro_rules! store_conformance {
             record_returns_every_listing_field,
             list_by_user_returns_only_that_users_keys_oldest_first,
             list_by_space_returns_only_that_spaces_keys,
+            list_pages_resume_after_the_cursor,
+            list_orders_keys_created_at_the_same_time_by_id,
             replace_secret_changes_the_hash_and_preview,
             replace_secret_keeps_the_previous_secret_when_given,
             replace_secret_without_previous_drops_the_old_one,
@@ -49,6 +51,8 @@ macro_rules! store_conformance {
             revoke_is_seen_by_the_next_find,
             revoke_keeps_the_first_revocation_time,
             revoke_of_an_unknown_id_is_not_found,
+            delete_removes_the_key_from_find_and_listings,
+            delete_of_an_unknown_id_is_not_found,
             record_usage_adds_counts_and_keeps_the_latest_time,
             record_usage_skips_unknown_ids,
             expiry_round_trips,
@@ -173,7 +177,7 @@ pub mod checks {
         insert(store, &record(other, "someone else", None, 15), hash(3)).await;
         store.revoke(&old, at(30)).await.expect("revoke");
         let listed: Vec<KeyId> = store
-            .list_by_user(&user)
+            .list_by_user(&user, Page::first(10))
             .await
             .expect("list")
             .iter()
@@ -195,13 +199,64 @@ pub mod checks {
         .await;
         insert(store, &record(unbound, "alice", None, 3), hash(3)).await;
         let listed: Vec<KeyId> = store
-            .list_by_space(&space)
+            .list_by_space(&space, Page::first(10))
             .await
             .expect("list")
             .iter()
             .map(KeyRecord::id)
             .collect();
         assert_eq!(listed, [inside]);
+    }
+
+    /// A page holds at most `limit` keys, and the next page starts after the last of them.
+    pub async fn list_pages_resume_after_the_cursor<S: KeyStoreWrite + ?Sized>(store: &S) {
+        let user = format!("user-{}", fresh_id());
+        let mut ids = Vec::new();
+        for created in 1..=5 {
+            let id = fresh_id();
+            insert(store, &record(id, &user, None, created), hash(1)).await;
+            ids.push(id);
+        }
+        let first = store
+            .list_by_user(&user, Page::first(2))
+            .await
+            .expect("list");
+        let second = store
+            .list_by_user(&user, Page::after(&first[1], 2))
+            .await
+            .expect("list");
+        let last = store
+            .list_by_user(&user, Page::after(&second[1], 2))
+            .await
+            .expect("list");
+        let pages: Vec<Vec<KeyId>> = [first, second, last]
+            .iter()
+            .map(|page| page.iter().map(KeyRecord::id).collect())
+            .collect();
+        assert_eq!(pages, [&ids[0..2], &ids[2..4], &ids[4..5]]);
+    }
+
+    /// Keys created at the same instant are listed by key id, in byte order, and the
+    /// cursor tells them apart.
+    pub async fn list_orders_keys_created_at_the_same_time_by_id<S: KeyStoreWrite + ?Sized>(
+        store: &S,
+    ) {
+        let space = format!("space-{}", fresh_id());
+        let mut ids: Vec<KeyId> = (0..4).map(|_| fresh_id()).collect();
+        for id in &ids {
+            insert(store, &record(*id, "alice", Some(&space), 7), hash(1)).await;
+        }
+        ids.sort();
+        let first = store
+            .list_by_space(&space, Page::first(3))
+            .await
+            .expect("list");
+        let rest = store
+            .list_by_space(&space, Page::after(&first[2], 3))
+            .await
+            .expect("list");
+        let listed: Vec<KeyId> = first.iter().chain(&rest).map(KeyRecord::id).collect();
+        assert_eq!(listed, ids);
     }
 
     /// `replace_secret` is seen by the next `find` and `record`.
@@ -307,6 +362,36 @@ pub mod checks {
     /// `revoke` of an unknown id fails with `NotFound`.
     pub async fn revoke_of_an_unknown_id_is_not_found<S: KeyStoreWrite + ?Sized>(store: &S) {
         let result = store.revoke(&fresh_id(), at(5)).await;
+        assert!(
+            matches!(result, Err(StoreError::NotFound)),
+            "expected NotFound, got {result:?}"
+        );
+    }
+
+    /// After `delete` returns, the key is gone from `find`, `record` and listings.
+    pub async fn delete_removes_the_key_from_find_and_listings<S: KeyStoreWrite + ?Sized>(
+        store: &S,
+    ) {
+        let user = format!("user-{}", fresh_id());
+        let (gone, kept) = (fresh_id(), fresh_id());
+        insert(store, &record(gone, &user, None, 1), hash(1)).await;
+        insert(store, &record(kept, &user, None, 2), hash(2)).await;
+        store.delete(&gone).await.expect("delete");
+        assert!(store.find(&gone).await.expect("find").is_none());
+        assert!(store.record(&gone).await.expect("record").is_none());
+        let listed: Vec<KeyId> = store
+            .list_by_user(&user, Page::first(10))
+            .await
+            .expect("list")
+            .iter()
+            .map(KeyRecord::id)
+            .collect();
+        assert_eq!(listed, [kept]);
+    }
+
+    /// `delete` of an unknown id fails with `NotFound`.
+    pub async fn delete_of_an_unknown_id_is_not_found<S: KeyStoreWrite + ?Sized>(store: &S) {
+        let result = store.delete(&fresh_id()).await;
         assert!(
             matches!(result, Err(StoreError::NotFound)),
             "expected NotFound, got {result:?}"

@@ -250,10 +250,18 @@ mod tests {
             async fn record(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
                 Ok(None)
             }
-            async fn list_by_user(&self, _: &str) -> Result<Vec<KeyRecord>, StoreError> {
+            async fn list_by_user(
+                &self,
+                _: &str,
+                _: crate::Page,
+            ) -> Result<Vec<KeyRecord>, StoreError> {
                 Ok(vec![])
             }
-            async fn list_by_space(&self, _: &str) -> Result<Vec<KeyRecord>, StoreError> {
+            async fn list_by_space(
+                &self,
+                _: &str,
+                _: crate::Page,
+            ) -> Result<Vec<KeyRecord>, StoreError> {
                 Ok(vec![])
             }
             async fn replace_secret(
@@ -266,6 +274,9 @@ mod tests {
                 Ok(())
             }
             async fn revoke(&self, _: &KeyId, _: SystemTime) -> Result<(), StoreError> {
+                Ok(())
+            }
+            async fn delete(&self, _: &KeyId) -> Result<(), StoreError> {
                 Ok(())
             }
             async fn record_usage(&self, _: &[UsageUpdate]) -> Result<(), StoreError> {

@@ -38,7 +38,7 @@ pub(crate) fn verify(
         return Err(InvalidKey::Expired);
     }
     Ok(Verified {
-        identity: stored.identity.clone(),
+        identity: stored.identity.clone().by_previous_secret(!current),
         by_previous_secret: !current,
     })
 }
@@ -91,6 +91,7 @@ mod tests {
         let open = with_previous(NOW + Duration::from_secs(1));
         let verified = verify(&open, &presented, || UNIX_EPOCH + NOW).unwrap();
         assert!(verified.by_previous_secret);
+        assert!(verified.identity.is_previous_secret());
         let closed = with_previous(NOW);
         assert_eq!(check(closed, [9; 32]), Err(InvalidKey::WrongSecret));
     }
@@ -100,6 +101,7 @@ mod tests {
         let stored = with_previous(NOW + Duration::from_secs(1));
         let verified = verify(&stored, &KeyHash::from_bytes([1; 32]), || UNIX_EPOCH + NOW).unwrap();
         assert!(!verified.by_previous_secret);
+        assert!(!verified.identity.is_previous_secret());
     }
 
     #[test]

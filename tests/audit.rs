@@ -14,8 +14,8 @@ use common::{FailingStore, send, send_to};
 use http::StatusCode;
 use keygate::{
     ApiKeyLayer, AuditEvent, AuditSink, Clock, Identity, KeyHash, KeyId, KeyManager, KeyRecord,
-    KeySource, KeyStore, KeyStoreWrite, ManualClock, MemoryStore, NewKey, Outcome, Reason, Scopes,
-    SpaceResolver, StoreError, StoredKey, UsageUpdate,
+    KeySource, KeyStore, KeyStoreWrite, ManualClock, MemoryStore, NewKey, Outcome, Page, Reason,
+    Scopes, SpaceResolver, StoreError, StoredKey, UsageUpdate,
 };
 
 /// Forwards every event to a channel the test reads.
@@ -55,11 +55,11 @@ impl KeyStoreWrite for CountingWrites {
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.record(id).await
     }
-    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list_by_user(user).await
+    async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list_by_user(user, page).await
     }
-    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list_by_space(space).await
+    async fn list_by_space(&self, space: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list_by_space(space, page).await
     }
     async fn replace_secret(
         &self,
@@ -74,6 +74,9 @@ impl KeyStoreWrite for CountingWrites {
     }
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         KeyStoreWrite::revoke(&self.inner, id, at).await
+    }
+    async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
+        self.inner.delete(id).await
     }
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
         self.usage_writes.fetch_add(1, Ordering::SeqCst);

@@ -154,3 +154,66 @@ async fn regenerating_with_grace_on_a_stale_instance_never_revives_an_older_secr
     );
     assert_eq!(send(app, &old).await.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A store whose lookups of one key read the store, then wait at a gate before answering:
+/// a lookup that began before a write and ends after it.
+#[derive(Clone)]
+struct Gated {
+    inner: MemoryStore,
+    gated: KeyId,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait]
+impl KeyStore for Gated {
+    async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let found = self.inner.find(id).await;
+        if *id == self.gated {
+            let _pass = self.gate.acquire().await.expect("gate open");
+        }
+        found
+    }
+}
+
+#[tokio::test]
+async fn revoked_key_is_never_served_after_invalidations_overflow_their_records() {
+    let inner = MemoryStore::new();
+    let manager = KeyManager::new(inner.clone());
+    let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let id = created.record.id();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let config = CacheConfig {
+        capacity: 16,
+        negative_capacity: 16,
+        ..CacheConfig::default()
+    };
+    let gated = Gated {
+        inner: inner.clone(),
+        gated: id,
+        gate: gate.clone(),
+    };
+    let cached = CachedStore::with_config(gated, config);
+
+    // A lookup reads the live key, then stalls.
+    let racing = tokio::spawn({
+        let cached = cached.clone();
+        async move { cached.find(&id).await }
+    });
+    tokio::task::yield_now().await;
+    // The key is revoked and invalidated while that lookup is in flight...
+    manager.revoke(&id).await.unwrap();
+    cached.invalidate(&id).await;
+    // ...and a flood of invalidations of other keys overflows the record of that one.
+    for _ in 0..5_000 {
+        cached
+            .invalidate(&KeyGenerator::default().generate().unwrap().id())
+            .await;
+    }
+    gate.add_permits(1_000);
+    racing.await.unwrap().unwrap();
+
+    for _ in 0..3 {
+        let found = cached.find(&id).await.unwrap().expect("the key");
+        assert!(found.revoked, "a revoked key was served from the cache");
+    }
+}

@@ -103,8 +103,19 @@ const CASES: &[Case] = &[
         expect: Expect::Malformed,
     },
     Case {
-        name: "Bearer with only a tab",
+        name: "Bearer with only a tab is another scheme",
         headers: &[("authorization", |_| raw(b"Bearer\t"))],
+        expect: Expect::Missing,
+    },
+    Case {
+        // RFC 6750 section 2.1: `Bearer` is followed by one or more spaces, nothing else.
+        name: "Bearer then a tab then the key is not a credential",
+        headers: &[("authorization", |k| format!("Bearer\t{k}").into_bytes())],
+        expect: Expect::Missing,
+    },
+    Case {
+        name: "Bearer, a space, then a tab before the key",
+        headers: &[("authorization", |k| format!("Bearer \t{k}").into_bytes())],
         expect: Expect::Malformed,
     },
     Case {

@@ -59,7 +59,15 @@ struct Instance {
 }
 
 async fn instance(schema: &str) -> Instance {
-    let store = pg::store_in(schema).await;
+    instance_on(pg::store_in(schema).await).await
+}
+
+/// An instance whose every connection, its listener's included, goes through `proxy`.
+async fn instance_via(schema: &str, proxy: &pg::proxy::StallingProxy, pool: u32) -> Instance {
+    instance_on(pg::store_via(schema, proxy.address(), pool).await).await
+}
+
+async fn instance_on(store: keygate::PgStore) -> Instance {
     let cached = CachedStore::new(store.clone());
     let listener = store.spawn_invalidation_listener(&cached);
     let started = Instant::now();
@@ -212,4 +220,93 @@ async fn last_used_is_written_to_postgres_in_one_batch() {
     let record = manager.get(&created.record.id()).await.unwrap();
     assert_eq!(record.use_count, 7);
     assert!(record.last_used_at.is_some());
+}
+
+/// Waits until `instance`'s listener trusts its cache again.
+async fn until_connected(instance: &Instance) {
+    let started = Instant::now();
+    while !instance._listener.is_connected() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "listener never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_key_is_refused_within_1_s_when_the_listener_connection_stalls() {
+    let schema = pg::schema_of(&pg::fresh_store().await);
+    let a = instance(&schema).await;
+    let proxy = pg::proxy::StallingProxy::start(pg::server_address()).await;
+    let b = instance_via(&schema, &proxy, 4).await;
+
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        until_connected(&b).await;
+        let created = a.manager.create(NewKey::new("alice", "k")).await.unwrap();
+        let key = created.key.expose_secret();
+        assert_eq!(status(&b.app, key).await, StatusCode::OK);
+        assert_eq!(
+            status(&b.app, key).await,
+            StatusCode::OK,
+            "served from B's cache"
+        );
+
+        // B's listener connection goes silent without closing; then A revokes, and its
+        // notification to B is swallowed.
+        assert_eq!(proxy.stall_listeners(), 1, "one live listener connection");
+        a.manager.revoke(&created.record.id()).await.unwrap();
+        let revoked_at = Instant::now();
+        loop {
+            if status(&b.app, key).await == StatusCode::UNAUTHORIZED {
+                latencies.push(revoked_at.elapsed());
+                break;
+            }
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(5),
+                "B served a revoked key for 5 s over a stalled listener connection"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    latencies.sort();
+    let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+    let max = latencies[latencies.len() - 1];
+    println!(
+        "revocation over a stalled listener connection, {} stalls: p50 {p50:?}, p99 {p99:?}, max {max:?}",
+        latencies.len()
+    );
+    assert!(max < Duration::from_secs(1), "max {max:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_listener_stalls_in_a_row_leave_lookups_working() {
+    let schema = pg::schema_of(&pg::fresh_store().await);
+    let a = instance(&schema).await;
+    let proxy = pg::proxy::StallingProxy::start(pg::server_address()).await;
+    // A pool of two: a listener that kept one pool connection per stall would drain it.
+    let b = instance_via(&schema, &proxy, 2).await;
+    for _ in 0..10 {
+        until_connected(&b).await;
+        assert_eq!(proxy.stall_listeners(), 1, "one live listener connection");
+        let stalled_at = Instant::now();
+        while b._listener.is_connected() {
+            assert!(
+                stalled_at.elapsed() < Duration::from_secs(5),
+                "the stall went unnoticed for 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    until_connected(&b).await;
+    assert_eq!(proxy.stalled(), 10);
+    // A key B has never seen must be read through B's pool.
+    for _ in 0..3 {
+        let created = a.manager.create(NewKey::new("alice", "k")).await.unwrap();
+        assert_eq!(
+            status(&b.app, created.key.expose_secret()).await,
+            StatusCode::OK
+        );
+    }
 }

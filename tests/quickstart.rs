@@ -7,6 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
+use axum::response::Response;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use keygate::{KeyFormat, KeyManager, ManualClock, MemoryStore, NewKey, Scopes};
@@ -16,7 +17,9 @@ use tower::ServiceExt;
 struct Demo {
     app: Router,
     clock: ManualClock,
+    manager: KeyManager,
     admin: String,
+    admin_id: String,
 }
 
 async fn demo() -> Demo {
@@ -28,11 +31,13 @@ async fn demo() -> Demo {
         .create(NewKey::new("admin", "admin").with_scopes(Scopes::new([app::KEYS_WRITE]).unwrap()))
         .await
         .unwrap();
-    let (app, _auth) = app::router(manager).unwrap();
+    let (app, _auth) = app::router(manager.clone()).unwrap();
     Demo {
         app,
         clock,
+        manager,
         admin: admin.key.expose_secret().to_owned(),
+        admin_id: admin.record.id().as_str().to_owned(),
     }
 }
 
@@ -78,6 +83,24 @@ impl Demo {
         let key = created["key"].as_str().unwrap().to_owned();
         let id = created["record"]["id"].as_str().unwrap().to_owned();
         (key, id)
+    }
+
+    /// The full response to `method path` as `key`, headers included.
+    async fn response(&self, method: Method, path: &str, key: &str, body: Value) -> Response {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.app.clone().oneshot(request).await.unwrap()
+    }
+
+    /// A key of the admin's user holding `keys:write`, expiring in 60 s.
+    async fn short_lived_writer(&self) -> String {
+        let body = json!({"name": "60 s", "scopes": [app::KEYS_WRITE], "expires_in": 60});
+        self.create(&self.admin, body).await.0
     }
 
     async fn regenerate(&self, id: &str, body: Option<Value>) -> String {
@@ -296,4 +319,136 @@ async fn health_needs_no_key() {
     let request = Request::get("/health").body(Body::empty()).unwrap();
     let response = demo.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+// Management on behalf of a key gains no power (shared/DESIGN.md, contract 6). Each of
+// these was reproduced over HTTP against the quickstart before the rules were tightened.
+
+#[tokio::test]
+async fn short_lived_key_cannot_regenerate_the_admin_key() {
+    let demo = demo().await;
+    let writer = demo.short_lived_writer().await;
+    let path = format!("/keys/{}/regenerate", demo.admin_id);
+    let (status, body) = demo.call(Method::POST, &path, &writer, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.get("key").is_none(), "a secret was handed out: {body}");
+    assert_eq!(demo.get("/me", &demo.admin).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn short_lived_key_cannot_regenerate_a_permanent_sibling() {
+    let demo = demo().await;
+    let (sibling, id) = demo.create(&demo.admin, json!({"name": "forever"})).await;
+    let writer = demo.short_lived_writer().await;
+    let path = format!("/keys/{id}/regenerate");
+    let (status, body) = demo.call(Method::POST, &path, &writer, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(demo.get("/me", &sibling).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn short_lived_key_cannot_revoke_the_admin_key() {
+    let demo = demo().await;
+    let writer = demo.short_lived_writer().await;
+    let path = format!("/keys/{}", demo.admin_id);
+    let (status, _) = demo.call(Method::DELETE, &path, &writer, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(demo.get("/me", &demo.admin).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn short_lived_key_cannot_revoke_a_permanent_sibling() {
+    let demo = demo().await;
+    let (sibling, id) = demo.create(&demo.admin, json!({"name": "forever"})).await;
+    let writer = demo.short_lived_writer().await;
+    let (status, _) = demo
+        .call(Method::DELETE, &format!("/keys/{id}"), &writer, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(demo.get("/me", &sibling).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn key_lacking_a_scope_of_the_target_cannot_revoke_it() {
+    let demo = demo().await;
+    let scopes = Scopes::new([app::KEYS_WRITE, "billing:admin"]).unwrap();
+    let strong = demo
+        .manager
+        .create(NewKey::new("admin", "strong").with_scopes(scopes))
+        .await
+        .unwrap();
+    let (writer, _) = demo
+        .create(
+            &demo.admin,
+            json!({"name": "w", "scopes": [app::KEYS_WRITE]}),
+        )
+        .await;
+    let path = format!("/keys/{}", strong.record.id());
+    let (status, _) = demo.call(Method::DELETE, &path, &writer, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        demo.get("/me", strong.key.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn grace_secret_cannot_create_keys() {
+    let demo = demo().await;
+    let path = format!("/keys/{}/regenerate", demo.admin_id);
+    let (status, _) = demo
+        .call(Method::POST, &path, &demo.admin, Some(json!({"grace": 5})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The old admin secret still authenticates, but manages nothing.
+    assert_eq!(demo.get("/me", &demo.admin).await, StatusCode::OK);
+    let body = json!({"name": "backdoor", "scopes": [app::KEYS_WRITE]});
+    let (status, body) = demo
+        .call(Method::POST, "/keys", &demo.admin, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.get("key").is_none(), "a secret was handed out: {body}");
+}
+
+#[tokio::test]
+async fn grace_secret_cannot_regenerate_its_successor() {
+    let demo = demo().await;
+    let path = format!("/keys/{}/regenerate", demo.admin_id);
+    let (_, rotated) = demo
+        .call(Method::POST, &path, &demo.admin, Some(json!({"grace": 5})))
+        .await;
+    let successor = rotated["key"].as_str().unwrap().to_owned();
+    let (status, _) = demo.call(Method::POST, &path, &demo.admin, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = demo
+        .call(
+            Method::DELETE,
+            &format!("/keys/{}", demo.admin_id),
+            &demo.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(demo.get("/me", &successor).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_response_that_carries_a_key_is_no_store() {
+    let demo = demo().await;
+    let created = demo
+        .response(Method::POST, "/keys", &demo.admin, json!({"name": "k"}))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let bytes = created.into_body().collect().await.unwrap().to_bytes();
+    let id = serde_json::from_slice::<Value>(&bytes).unwrap()["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/keys/{id}/regenerate");
+    let rotated = demo
+        .response(Method::POST, &path, &demo.admin, json!({}))
+        .await;
+    assert_eq!(rotated.status(), StatusCode::CREATED);
+    assert_eq!(rotated.headers()["cache-control"], "no-store");
 }

@@ -5,14 +5,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use keygate::{
-    ApiKeyLayer, ConfigError, Identity, KeyId, KeyManager, KeyRecord, KeySource, ManageError,
-    NewKey, Scopes, SpaceResolver,
+    Actor, ApiKey, ApiKeyLayer, ConfigError, Identity, KeyId, KeyManager, KeyRecord, KeySource,
+    ManageError, NewKey, Scopes, SpaceResolver,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The scope that `/keys` requires.
@@ -81,15 +82,15 @@ async fn create_key(
     if let Some(seconds) = body.expires_in {
         new = new.expires_in(Duration::from_secs(seconds));
     }
-    let created = manager.create_as(&caller, new).await?;
-    Ok(created_json(created.key.expose_secret(), &created.record))
+    let created = manager.create_as(&Actor::key(&caller), new).await?;
+    Ok(created_response(&created.key, &created.record))
 }
 
 async fn list_keys(
     State(manager): State<KeyManager>,
     caller: Identity,
 ) -> Result<Json<Value>, ApiError> {
-    let records = manager.list_as(&caller).await?;
+    let records = manager.list_as(&Actor::key(&caller)).await?;
     Ok(Json(json!({
         "keys": records.iter().map(record_json).collect::<Vec<_>>(),
     })))
@@ -109,8 +110,10 @@ async fn regenerate_key(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let grace = body.unwrap_or_default().0.grace.map(Duration::from_secs);
-    let created = manager.regenerate_as(&caller, &id, grace).await?;
-    Ok(created_json(created.key.expose_secret(), &created.record))
+    let created = manager
+        .regenerate_as(&Actor::key(&caller), &id, grace)
+        .await?;
+    Ok(created_response(&created.key, &created.record))
 }
 
 async fn revoke_key(
@@ -118,7 +121,9 @@ async fn revoke_key(
     caller: Identity,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    manager.revoke_as(&caller, &parse_id(&id)?).await?;
+    manager
+        .revoke_as(&Actor::key(&caller), &parse_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,13 +132,32 @@ fn parse_id(id: &str) -> Result<KeyId, ApiError> {
     KeyId::parse(id).map_err(|_| ApiError::from(ManageError::NotFound))
 }
 
-fn created_json(key: &str, record: &KeyRecord) -> Response {
-    let body = json!({
-        "key": key,
-        "note": "this is the only time the key is shown; store it now",
-        "record": record_json(record),
-    });
-    (StatusCode::CREATED, Json(body)).into_response()
+/// The 201 that carries a new plaintext key: never cached, and serialized straight from
+/// the key into the body rather than through a `serde_json::Value` that would keep a copy.
+fn created_response(key: &ApiKey, record: &KeyRecord) -> Response {
+    #[derive(Serialize)]
+    struct Created<'a> {
+        key: &'a str,
+        note: &'static str,
+        record: Value,
+    }
+    let body = Created {
+        key: key.expose_secret(),
+        note: "this is the only time the key is shown; store it now",
+        record: record_json(record),
+    };
+    match serde_json::to_vec(&body) {
+        Ok(body) => (
+            StatusCode::CREATED,
+            [
+                (CONTENT_TYPE, "application/json"),
+                (CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 fn identity_json(identity: &Identity) -> Value {
@@ -179,10 +203,12 @@ impl ApiError {
 impl From<ManageError> for ApiError {
     fn from(error: ManageError) -> Self {
         let status = match &error {
+            error if error.is_forbidden() => StatusCode::FORBIDDEN,
             ManageError::Invalid(_) => StatusCode::BAD_REQUEST,
             ManageError::NotFound => StatusCode::NOT_FOUND,
-            ManageError::Revoked | ManageError::Expired => StatusCode::CONFLICT,
-            ManageError::ScopeEscalation(_) | ManageError::SpaceEscalation => StatusCode::FORBIDDEN,
+            ManageError::Revoked | ManageError::Expired | ManageError::TooManyKeys { .. } => {
+                StatusCode::CONFLICT
+            }
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self(status, error.to_string())

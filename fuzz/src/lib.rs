@@ -303,7 +303,7 @@ fn splice(key: &[u8], raw: &[u8]) -> Vec<u8> {
 /// The credential the documented rules find in one header value, or `None` when the value
 /// is not one for that source. The rules are the README's ("How a header value is read"):
 /// a named header's value trimmed of spaces and tabs; for `Authorization`, the scheme
-/// `Bearer` in any case (RFC 7235 section 2.1) followed by nothing or by whitespace and the
+/// `Bearer` in any case (RFC 7235 section 2.1) followed by nothing or by spaces and the
 /// token. They are simple enough that this restatement looks like `source.rs`; it is kept
 /// apart so that a change to either shows up here.
 fn model_credential(name: &HeaderName, value: &[u8]) -> Option<Vec<u8>> {
@@ -313,9 +313,14 @@ fn model_credential(name: &HeaderName, value: &[u8]) -> Option<Vec<u8>> {
             if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"bearer") {
                 return None;
             }
+            // RFC 6750 section 2.1: only spaces separate the scheme from the token.
             match value.get(6) {
                 None => Some(Vec::new()),
-                Some(b' ' | b'\t') => Some(value[6..].trim_ascii().to_vec()),
+                Some(b' ') => {
+                    let rest = value[6..].trim_ascii_end();
+                    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+                    Some(rest[start..].to_vec())
+                }
                 Some(_) => None,
             }
         }

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use super::{KeyStore, KeyStoreWrite, StoreError, StoredKey, UsageUpdate};
+use super::invalidations::Invalidations;
+use super::{KeyStore, KeyStoreWrite, Page, StoreError, StoredKey, UsageUpdate};
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
@@ -53,6 +54,9 @@ impl Default for CacheConfig {
 ///   store's listener calls it for writes made on other instances.
 /// - A lookup that raced with an invalidation is never served from the cache: entries
 ///   remember when their lookup began and are discarded if the key was invalidated since.
+///   The record of invalidations is bounded; when a record has to be forgotten early (more
+///   invalidations than [`CacheConfig::capacity`] within its lifetime), every entry loaded
+///   before it is discarded too, so no flood of invalidations can make a stale entry pass.
 /// - In bypass mode ([`CachedStore::set_bypass`]) every lookup goes to the store; the
 ///   PostgreSQL listener switches it on while its connection is down.
 ///
@@ -68,7 +72,7 @@ struct Shared<S> {
     /// Unknown ids, with the epoch at which their lookup began.
     negative: Cache<KeyId, u64>,
     /// Ids invalidated recently, with the epoch of their invalidation.
-    invalidated: Cache<KeyId, u64>,
+    invalidated: Invalidations,
     /// Counts invalidations; every lookup notes it before asking the store.
     epoch: AtomicU64,
     /// The epoch of the latest single invalidation: entries loaded after it need no
@@ -140,11 +144,12 @@ impl<S: KeyStore> CachedStore<S> {
             .time_to_live(config.negative_ttl)
             .build();
         // An invalidation must be remembered for as long as an entry loaded before it can
-        // live: the slowest cached lookup (bounded below) plus one TTL.
-        let invalidated = Cache::builder()
-            .max_capacity(config.capacity.max(config.negative_capacity))
-            .time_to_live(config.ttl.saturating_mul(2) + MAX_CACHED_LOOKUP)
-            .build();
+        // live: the slowest cached lookup (bounded below) plus one TTL. Records that leave
+        // the log earlier make every older entry stale (see `Invalidations`).
+        let invalidated = Invalidations::new(
+            usize::try_from(config.capacity.max(config.negative_capacity)).unwrap_or(usize::MAX),
+            config.ttl.saturating_mul(2) + MAX_CACHED_LOOKUP,
+        );
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -174,16 +179,9 @@ impl<S: KeyStore> CachedStore<S> {
     pub async fn invalidate(&self, id: &KeyId) {
         let shared = &self.shared;
         let epoch = shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        // Keep the latest epoch: an older invalidation finishing last must not overwrite a
-        // newer one, or an entry loaded between the two would pass for fresh.
         shared
             .invalidated
-            .entry(*id)
-            .and_upsert_with(|existing| {
-                let latest = existing.map_or(epoch, |entry| (*entry.value()).max(epoch));
-                std::future::ready(latest)
-            })
-            .await;
+            .record(*id, epoch, std::time::Instant::now());
         shared.latest.fetch_max(epoch, Ordering::SeqCst);
         shared.positive.invalidate(id).await;
         shared.negative.invalidate(id).await;
@@ -213,7 +211,7 @@ impl<S: KeyStore> CachedStore<S> {
     }
 
     /// Whether a value loaded at epoch `loaded_at` may still be served for `id`.
-    async fn is_fresh(&self, id: &KeyId, loaded_at: u64) -> bool {
+    fn is_fresh(&self, id: &KeyId, loaded_at: u64) -> bool {
         let shared = &self.shared;
         if shared.all.load(Ordering::SeqCst) > loaded_at {
             return false;
@@ -221,23 +219,19 @@ impl<S: KeyStore> CachedStore<S> {
         if shared.latest.load(Ordering::SeqCst) <= loaded_at {
             return true;
         }
-        shared
-            .invalidated
-            .get(id)
-            .await
-            .is_none_or(|invalidated_at| invalidated_at <= loaded_at)
+        !shared.invalidated.invalidated_since(id, loaded_at)
     }
 
     async fn cached_find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
         let shared = &self.shared;
         if let Some(entry) = shared.positive.get(id).await {
-            if self.is_fresh(id, entry.loaded_at).await {
+            if self.is_fresh(id, entry.loaded_at) {
                 return Ok(Some(entry.key));
             }
             shared.positive.invalidate(id).await;
         }
         if let Some(loaded_at) = shared.negative.get(id).await {
-            if self.is_fresh(id, loaded_at).await {
+            if self.is_fresh(id, loaded_at) {
                 return Ok(None);
             }
             shared.negative.invalidate(id).await;
@@ -257,14 +251,14 @@ impl<S: KeyStore> CachedStore<S> {
             }
         };
         match shared.positive.try_get_with(*id, load).await {
-            Ok(entry) if self.is_fresh(id, entry.loaded_at).await => Ok(Some(entry.key)),
+            Ok(entry) if self.is_fresh(id, entry.loaded_at) => Ok(Some(entry.key)),
             Ok(_stale) => {
                 shared.positive.invalidate(id).await;
                 shared.store.find(id).await
             }
             Err(miss) => match &*miss {
                 Miss::Absent => {
-                    if self.is_fresh(id, loaded_at).await {
+                    if self.is_fresh(id, loaded_at) {
                         shared.negative.insert(*id, loaded_at).await;
                     }
                     Ok(None)
@@ -315,11 +309,12 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
             return None;
         }
         if let Some(entry) = now_or_never(shared.positive.get(id))? {
-            return now_or_never(self.is_fresh(id, entry.loaded_at))?
+            return self
+                .is_fresh(id, entry.loaded_at)
                 .then_some(Ok(Some(entry.key)));
         }
         let loaded_at = now_or_never(shared.negative.get(id))??;
-        now_or_never(self.is_fresh(id, loaded_at))?.then_some(Ok(None))
+        self.is_fresh(id, loaded_at).then_some(Ok(None))
     }
 }
 
@@ -346,12 +341,12 @@ impl<S: KeyStoreWrite> KeyStoreWrite for CachedStore<S> {
         self.shared.store.record(id).await
     }
 
-    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.shared.store.list_by_user(user).await
+    async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        self.shared.store.list_by_user(user, page).await
     }
 
-    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.shared.store.list_by_space(space).await
+    async fn list_by_space(&self, space: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        self.shared.store.list_by_space(space, page).await
     }
 
     async fn replace_secret(
@@ -374,6 +369,12 @@ impl<S: KeyStoreWrite> KeyStoreWrite for CachedStore<S> {
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         let result = self.shared.store.revoke(id, at).await;
+        self.invalidate(id).await;
+        result
+    }
+
+    async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
+        let result = self.shared.store.delete(id).await;
         self.invalidate(id).await;
         result
     }

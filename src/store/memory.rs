@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::{KeyStore, KeyStoreWrite, PreviousSecret, StoreError, StoredKey, UsageUpdate};
+use super::{
+    Cursor, KeyStore, KeyStoreWrite, Page, PreviousSecret, StoreError, StoredKey, UsageUpdate,
+};
 use crate::hash::KeyHash;
 use crate::identity::{self, Identity};
 use crate::key::KeyId;
@@ -176,14 +178,21 @@ impl MemoryStore {
         Ok(f(&mut slot))
     }
 
-    fn records(&self, mut keep: impl FnMut(&Identity) -> bool) -> Vec<KeyRecord> {
+    /// One page of the records `keep` selects, in listing order.
+    fn records(
+        &self,
+        page: Page,
+        mut keep: impl FnMut(&identity::Inner) -> bool,
+    ) -> Vec<KeyRecord> {
         let mut records: Vec<KeyRecord> = self
             .keys
             .iter()
-            .filter(|slot| keep(&Identity::from_shared_inner(slot.identity.clone())))
+            .filter(|slot| keep(&slot.identity))
             .map(|slot| slot.record())
+            .filter(|record| page.admits(&Cursor::of(record)))
             .collect();
-        records.sort_by_key(|record| (record.created_at, record.id()));
+        records.sort_by_key(Cursor::of);
+        records.truncate(page.limit);
         records
     }
 
@@ -248,12 +257,12 @@ impl KeyStoreWrite for MemoryStore {
         Ok(self.keys.get(id).map(|slot| slot.record()))
     }
 
-    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Ok(self.records(|identity| identity.user() == user))
+    async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(self.records(page, |identity| identity.user() == user))
     }
 
-    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Ok(self.records(|identity| identity.space() == Some(space)))
+    async fn list_by_space(&self, space: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(self.records(page, |identity| identity.space() == Some(space)))
     }
 
     async fn replace_secret(
@@ -281,6 +290,10 @@ impl KeyStoreWrite for MemoryStore {
             cold.previous = None;
             cold.revoked_at.get_or_insert(at);
         })
+    }
+
+    async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
+        self.keys.remove(id).map(drop).ok_or(StoreError::NotFound)
     }
 
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {

@@ -16,15 +16,19 @@ use crate::record::KeyRecord;
 
 #[cfg(feature = "cache")]
 mod cached;
+#[cfg(feature = "cache")]
+mod invalidations;
 mod memory;
+mod page;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 
 #[cfg(feature = "cache")]
 pub use cached::{CacheConfig, CachedStore};
 pub use memory::MemoryStore;
+pub use page::{Cursor, Page};
 #[cfg(feature = "postgres")]
-pub use sql::listen::InvalidationListener;
+pub use sql::listen::{Heartbeat, InvalidationListener};
 #[cfg(feature = "postgres")]
 pub use sql::postgres::{DEFAULT_CHANNEL, PgStore};
 #[cfg(feature = "sqlite")]
@@ -163,7 +167,7 @@ impl StoredKey {
 /// [`KeyStore::find`]. There are no default methods: each write decides what a key can do,
 /// so each store must implement it deliberately.
 ///
-/// Every write that changes what a key can do (`replace_secret`, `revoke`) must be visible
+/// Every write that changes what a key can do (`replace_secret`, `revoke`, `delete`) must be visible
 /// to the next [`KeyStore::find`] on this store once it returns, so that a regenerated or
 /// revoked key fails on the next request.
 #[async_trait]
@@ -183,19 +187,20 @@ pub trait KeyStoreWrite: KeyStore {
     /// [`StoreError::Backend`] when the backend fails.
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
 
-    /// Every key of `user`, including revoked ones, oldest first.
+    /// One page of the keys of `user`, revoked ones included, in listing order: by creation
+    /// time, then by key id (byte order), oldest first (see [`Page`]).
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] when the backend fails.
-    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError>;
+    async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Every key bound to `space`, including revoked ones, oldest first.
+    /// One page of the keys bound to `space`, revoked ones included, in listing order.
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] when the backend fails.
-    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError>;
+    async fn list_by_space(&self, space: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Gives key `id` a new secret: its hash becomes `hash` and its preview `preview`.
     ///
@@ -224,6 +229,14 @@ pub trait KeyStoreWrite: KeyStore {
     /// [`StoreError::NotFound`] when no such key exists.
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError>;
 
+    /// Removes key `id` and its record for good: its lookups then find nothing. Like
+    /// `revoke`, the removal must be visible to the next [`KeyStore::find`] once it returns.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when no such key exists.
+    async fn delete(&self, id: &KeyId) -> Result<(), StoreError>;
+
     /// Adds coalesced usage: for each update, `last_used_at` becomes the later of the
     /// stored and the given time, and the use count grows by `count`. Unknown ids are
     /// skipped.
@@ -243,11 +256,11 @@ impl<S: KeyStoreWrite + ?Sized> KeyStoreWrite for Arc<S> {
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         (**self).record(id).await
     }
-    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        (**self).list_by_user(user).await
+    async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list_by_user(user, page).await
     }
-    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        (**self).list_by_space(space).await
+    async fn list_by_space(&self, space: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list_by_space(space, page).await
     }
     async fn replace_secret(
         &self,
@@ -262,6 +275,9 @@ impl<S: KeyStoreWrite + ?Sized> KeyStoreWrite for Arc<S> {
     }
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         (**self).revoke(id, at).await
+    }
+    async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
+        (**self).delete(id).await
     }
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
         (**self).record_usage(updates).await

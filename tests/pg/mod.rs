@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod proxy;
+
 use std::str::FromStr;
 
 use keygate::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -74,4 +76,34 @@ pub async fn cut_connections(store: &PgStore) -> u64 {
     .unwrap();
     admin.close().await;
     cut.len() as u64
+}
+
+/// The server's address, from `KEYGATE_TEST_PG`.
+pub fn server_address() -> std::net::SocketAddr {
+    let options = PgConnectOptions::from_str(&url()).unwrap();
+    let host = match options.get_host() {
+        "localhost" => "127.0.0.1",
+        host => host,
+    };
+    format!("{host}:{}", options.get_port()).parse().unwrap()
+}
+
+/// A store on `schema` whose every connection goes through `proxy`, with a pool of at
+/// most `max_connections`.
+pub async fn store_via(schema: &str, proxy: std::net::SocketAddr, max_connections: u32) -> PgStore {
+    let options = PgConnectOptions::from_str(&url())
+        .unwrap()
+        .host(&proxy.ip().to_string())
+        .port(proxy.port())
+        .options([("search_path", schema)])
+        .application_name(schema);
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = PgStore::from_pool(pool).with_channel(schema).unwrap();
+    store.migrate().await.unwrap();
+    store
 }

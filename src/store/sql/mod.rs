@@ -16,7 +16,7 @@ use crate::hash::KeyHash;
 use crate::identity::{Identity, Scopes};
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{PreviousSecret, StoreError, StoredKey};
+use crate::store::{Page, PreviousSecret, StoreError, StoredKey};
 
 #[cfg(feature = "postgres")]
 pub(crate) mod listen;
@@ -27,18 +27,50 @@ pub(crate) mod sqlite;
 
 /// The statements both dialects share (both accept `$n` placeholders).
 pub(crate) mod statements {
+    /// `SELECT` of every column of `keygate_keys`, then the rest of the statement.
+    macro_rules! select_keys {
+        ($($rest:expr),*) => {
+            concat!(
+                "SELECT id, hash, user_id, space_id, name, scopes, preview, created_at, \
+                 expires_at, revoked_at, previous_hash, previous_valid_until, last_used_at, \
+                 use_count FROM keygate_keys ",
+                $($rest),*
+            )
+        };
+    }
+
+    /// The page of a listing: after the cursor `($2, $3)`, at most `$4` rows, in listing
+    /// order. `$id` is how the dialect compares ids byte by byte.
+    macro_rules! page {
+        ($id:literal) => {
+            concat!(
+                " AND (created_at > $2 OR (created_at = $2 AND ",
+                $id,
+                " > $3)) ",
+                "ORDER BY created_at, ",
+                $id,
+                " LIMIT $4"
+            )
+        };
+    }
+
     /// One key by id.
-    pub(crate) const FIND: &str = "SELECT id, hash, user_id, space_id, name, scopes, preview, \
-         created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \
-         last_used_at, use_count FROM keygate_keys WHERE id = $1";
-    /// A user's keys, oldest first.
-    pub(crate) const BY_USER: &str = "SELECT id, hash, user_id, space_id, name, scopes, preview, \
-         created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \
-         last_used_at, use_count FROM keygate_keys WHERE user_id = $1 ORDER BY created_at, id";
-    /// A space's keys, oldest first.
-    pub(crate) const BY_SPACE: &str = "SELECT id, hash, user_id, space_id, name, scopes, preview, \
-         created_at, expires_at, revoked_at, previous_hash, previous_valid_until, \
-         last_used_at, use_count FROM keygate_keys WHERE space_id = $1 ORDER BY created_at, id";
+    pub(crate) const FIND: &str = select_keys!("WHERE id = $1");
+    /// A page of a user's keys (SQLite compares text byte by byte already).
+    #[cfg(feature = "sqlite")]
+    pub(crate) const SQLITE_BY_USER: &str = select_keys!("WHERE user_id = $1", page!("id"));
+    /// A page of a space's keys.
+    #[cfg(feature = "sqlite")]
+    pub(crate) const SQLITE_BY_SPACE: &str = select_keys!("WHERE space_id = $1", page!("id"));
+    /// A page of a user's keys (PostgreSQL would otherwise order ids by the database's
+    /// collation, not byte by byte).
+    #[cfg(feature = "postgres")]
+    pub(crate) const PG_BY_USER: &str =
+        select_keys!("WHERE user_id = $1", page!("id COLLATE \"C\""));
+    /// A page of a space's keys.
+    #[cfg(feature = "postgres")]
+    pub(crate) const PG_BY_SPACE: &str =
+        select_keys!("WHERE space_id = $1", page!("id COLLATE \"C\""));
     /// A new key.
     pub(crate) const INSERT: &str = "INSERT INTO keygate_keys (id, hash, user_id, space_id, name, \
          scopes, preview, created_at, expires_at, revoked_at, last_used_at, use_count) \
@@ -48,6 +80,8 @@ pub(crate) mod statements {
     pub(crate) const REPLACE_SECRET: &str = "UPDATE keygate_keys SET hash = $2, preview = $3, \
          previous_hash = CASE WHEN $4 IS NULL THEN NULL ELSE hash END, \
          previous_valid_until = $4 WHERE id = $1";
+    /// Removal of a key.
+    pub(crate) const DELETE: &str = "DELETE FROM keygate_keys WHERE id = $1";
     /// Revocation: the first time is kept, the grace secret dropped.
     pub(crate) const REVOKE: &str = "UPDATE keygate_keys SET revoked_at = COALESCE(revoked_at, $2), \
          previous_hash = NULL, previous_valid_until = NULL WHERE id = $1";
@@ -114,14 +148,22 @@ where
         Ok(())
     }
 
-    /// The records a listing query returns for `value`.
+    /// The page of records a listing query returns for `value`.
     pub(crate) async fn list(
         &self,
         query: &'static str,
         value: &str,
+        page: Page,
     ) -> Result<Vec<KeyRecord>, StoreError> {
+        let (after_time, after_id) = match &page.after {
+            Some(cursor) => (micros(cursor.created_at), cursor.id.as_str()),
+            None => (i64::MIN, ""),
+        };
         let rows: Vec<KeyRow> = sqlx::query_as(query)
             .bind(value)
+            .bind(after_time)
+            .bind(after_id)
+            .bind(i64::try_from(page.limit).unwrap_or(i64::MAX))
             .fetch_all(self.0)
             .await
             .map_err(store_error)?;

@@ -5,15 +5,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::listen::InvalidationListener;
+use super::listen::{Heartbeat, InvalidationListener};
 use super::{KeyRow, Queries, count, micros, statements as sql, store_error, updated_one};
 use crate::error::ConfigError;
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{CachedStore, KeyStore, KeyStoreWrite, StoreError, StoredKey, UsageUpdate};
+use crate::store::{
+    CachedStore, KeyStore, KeyStoreWrite, Page, StoreError, StoredKey, UsageUpdate,
+};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_0001_keys.sql"))];
 
@@ -47,6 +49,9 @@ pub const DEFAULT_CHANNEL: &str = "keygate_invalidate";
 pub struct PgStore {
     pool: PgPool,
     channel: Arc<str>,
+    heartbeat: Heartbeat,
+    /// Where the listener connects, when not where the pool does.
+    listener_options: Option<PgConnectOptions>,
 }
 
 impl PgStore {
@@ -73,7 +78,26 @@ impl PgStore {
         Self {
             pool,
             channel: DEFAULT_CHANNEL.into(),
+            heartbeat: Heartbeat::default(),
+            listener_options: None,
         }
+    }
+
+    /// How often the invalidation listener proves its connection alive, and how long it
+    /// waits for the proof (default every 250 ms, within 500 ms). A revocation on another
+    /// instance is seen, or the cache bypassed, at most `every + within` after it commits.
+    /// Raise `within` above the round trip to a distant database.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// Where the invalidation listener connects (default: where the pool does). Point it
+    /// past a pooler that does not keep sessions (PgBouncer in transaction mode), since
+    /// `LISTEN` needs a session of its own.
+    pub fn with_listener_options(mut self, options: PgConnectOptions) -> Self {
+        self.listener_options = Some(options);
+        self
     }
 
     /// The LISTEN/NOTIFY channel for invalidations (default `keygate_invalidate`). All
@@ -151,10 +175,14 @@ impl PgStore {
     /// Starts a task that applies this store's invalidations, from every instance, to
     /// `cache`.
     ///
-    /// Until the listener is connected, and whenever its connection drops, the cache is
-    /// bypassed (every lookup reads the database); on reconnection it starts empty. So a
-    /// revoked key fails on every instance within the notification's delivery time, and a
-    /// lost connection never leaves a stale entry in use.
+    /// The listener holds a connection of its own, outside the pool, and proves it alive
+    /// with a heartbeat sent through the database every 250 ms ([`PgStore::with_heartbeat`]).
+    /// Until it is subscribed and its first heartbeat is back, and whenever a heartbeat is
+    /// late or the connection fails, the cache is bypassed (every lookup reads the
+    /// database); once it is back, the cache starts empty. So a key revoked on any instance
+    /// fails on this one within `every + within` of the commit (750 ms by default), whether
+    /// the listener's connection is healthy, closed or silently stalled; with a healthy
+    /// connection, within the notification's delivery time (milliseconds).
     ///
     /// The task stops when the returned handle is dropped, and the cache is then bypassed
     /// for good: keep the handle for as long as the cache serves.
@@ -162,11 +190,15 @@ impl PgStore {
         &self,
         cache: &CachedStore<S>,
     ) -> InvalidationListener {
-        InvalidationListener::spawn(self.pool.clone(), self.channel.clone(), cache.clone())
+        let options = self
+            .listener_options
+            .clone()
+            .unwrap_or_else(|| (*self.pool.connect_options()).clone());
+        InvalidationListener::spawn(options, self.channel.clone(), self.heartbeat, cache.clone())
     }
 
-    /// Runs one `UPDATE` of key `id` and, if it touched the key, notifies the channel in
-    /// the same transaction.
+    /// Runs one `UPDATE` (or `DELETE`) of key `id` and, if it touched the key, notifies the
+    /// channel in the same transaction.
     async fn update_and_notify<'q>(
         &self,
         id: &KeyId,
@@ -189,6 +221,7 @@ impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgStore")
             .field("channel", &self.channel)
+            .field("heartbeat", &self.heartbeat)
             .finish_non_exhaustive()
     }
 }
@@ -212,12 +245,14 @@ impl KeyStoreWrite for PgStore {
         row.map(KeyRow::into_record).transpose()
     }
 
-    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Queries(&self.pool).list(sql::BY_USER, user).await
+    async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        Queries(&self.pool).list(sql::PG_BY_USER, user, page).await
     }
 
-    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Queries(&self.pool).list(sql::BY_SPACE, space).await
+    async fn list_by_space(&self, space: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        Queries(&self.pool)
+            .list(sql::PG_BY_SPACE, space, page)
+            .await
     }
 
     async fn replace_secret(
@@ -238,6 +273,11 @@ impl KeyStoreWrite for PgStore {
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         let update = sqlx::query(sql::REVOKE).bind(id.as_str()).bind(micros(at));
         self.update_and_notify(id, update).await
+    }
+
+    async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
+        self.update_and_notify(id, sqlx::query(sql::DELETE).bind(id.as_str()))
+            .await
     }
 
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use super::{KeyRow, Queries, count, micros, statements as sql, store_error, upda
 use crate::hash::KeyHash;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStore, KeyStoreWrite, StoreError, StoredKey, UsageUpdate};
+use crate::store::{KeyStore, KeyStoreWrite, Page, StoreError, StoredKey, UsageUpdate};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_0001_keys.sql"))];
 
@@ -108,7 +108,7 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Runs an `UPDATE` of one key by its id.
+    /// Runs an `UPDATE` (or `DELETE`) of one key by its id.
     async fn update_one<'q>(
         &self,
         update: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
@@ -143,12 +143,16 @@ impl KeyStoreWrite for SqliteStore {
         row.map(KeyRow::into_record).transpose()
     }
 
-    async fn list_by_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Queries(&self.pool).list(sql::BY_USER, user).await
+    async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        Queries(&self.pool)
+            .list(sql::SQLITE_BY_USER, user, page)
+            .await
     }
 
-    async fn list_by_space(&self, space: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        Queries(&self.pool).list(sql::BY_SPACE, space).await
+    async fn list_by_space(&self, space: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
+        Queries(&self.pool)
+            .list(sql::SQLITE_BY_SPACE, space, page)
+            .await
     }
 
     async fn replace_secret(
@@ -169,6 +173,11 @@ impl KeyStoreWrite for SqliteStore {
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         let update = sqlx::query(sql::REVOKE).bind(id.as_str()).bind(micros(at));
         self.update_one(update).await
+    }
+
+    async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
+        self.update_one(sqlx::query(sql::DELETE).bind(id.as_str()))
+            .await
     }
 
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {

@@ -1,0 +1,103 @@
+//! [`NewKey`]: what to create.
+
+use std::time::{Duration, SystemTime};
+
+use crate::identity::Scopes;
+
+use super::ManageError;
+
+/// What to create: owner, name, and optionally space, scopes and expiry.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub(super) user: String,
+    pub(super) name: String,
+    pub(super) space: Option<String>,
+    pub(super) scopes: Scopes,
+    pub(super) expiry: Option<Expiry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Expiry {
+    In(Duration),
+    At(SystemTime),
+}
+
+impl Expiry {
+    /// The instant this expiry names, for a key created at `now`.
+    pub(super) fn at(self, now: SystemTime) -> Result<SystemTime, ManageError> {
+        match self {
+            Self::At(at) => Ok(at),
+            Self::In(after) => now.checked_add(after).ok_or(ManageError::Invalid(
+                "the expiry lies beyond what the clock can represent",
+            )),
+        }
+    }
+}
+
+const MAX_NAME_LEN: usize = 128;
+const MAX_ID_LEN: usize = 256;
+
+impl NewKey {
+    /// A key for `user`, shown in listings as `name`: no space, no scopes, no expiry.
+    pub fn new(user: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            name: name.into(),
+            space: None,
+            scopes: Scopes::default(),
+            expiry: None,
+        }
+    }
+
+    /// Binds the key to one space.
+    pub fn with_space(mut self, space: impl Into<String>) -> Self {
+        self.space = Some(space.into());
+        self
+    }
+
+    /// The key's scopes.
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// The key expires this long after creation.
+    pub fn expires_in(mut self, after: Duration) -> Self {
+        self.expiry = Some(Expiry::In(after));
+        self
+    }
+
+    /// The key expires at `at`.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expiry = Some(Expiry::At(at));
+        self
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ManageError> {
+        if !is_text(&self.name, MAX_NAME_LEN) {
+            return Err(ManageError::Invalid(
+                "a key name is 1 to 128 bytes of text without control characters",
+            ));
+        }
+        if !is_text(&self.user, MAX_ID_LEN) {
+            return Err(ManageError::Invalid(
+                "a user id is 1 to 256 bytes of text without control characters",
+            ));
+        }
+        if self
+            .space
+            .as_deref()
+            .is_some_and(|space| !is_text(space, MAX_ID_LEN))
+        {
+            return Err(ManageError::Invalid(
+                "a space id is 1 to 256 bytes of text without control characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// 1 to `max` bytes, not blank, no control characters.
+pub(super) fn is_text(value: &str, max: usize) -> bool {
+    !value.trim().is_empty() && value.len() <= max && !value.chars().any(char::is_control)
+}

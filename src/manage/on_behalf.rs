@@ -1,0 +1,541 @@
+//! The `*_as` methods of [`KeyManager`]: the lifecycle on behalf of an [`Actor`], under
+//! the rules [`Actor`] documents.
+
+use std::time::Duration;
+
+use crate::key::KeyId;
+use crate::record::KeyRecord;
+use crate::store::Page;
+
+use super::actor::Standing;
+use super::new_key::Expiry;
+use super::{Actor, CreatedKey, KeyManager, ManageError, NewKey, Owner};
+
+impl KeyManager {
+    /// What the store says about `actor` now: a key actor must still be valid, and must
+    /// not be a replaced secret in its grace period.
+    async fn standing(&self, actor: &Actor) -> Result<Standing, ManageError> {
+        if actor.is_previous_secret() {
+            return Err(ManageError::PreviousSecret);
+        }
+        let Some(identity) = actor.identity() else {
+            return Ok(Standing { expires_at: None });
+        };
+        // The identity was verified on this request; the record is read again so that a
+        // key revoked or shortened since, or an identity that never came from a store,
+        // gets nothing.
+        let record = self
+            .store
+            .record(&identity.key_id())
+            .await?
+            .filter(|record| record.identity.user() == identity.user())
+            .filter(|record| record.is_active(self.now()))
+            .ok_or(ManageError::InactiveActor)?;
+        Ok(Standing {
+            expires_at: record.expires_at,
+        })
+    }
+
+    /// A key `actor` may see, or `NotFound` (the key's existence is not revealed).
+    async fn visible(&self, actor: &Actor, id: &KeyId) -> Result<KeyRecord, ManageError> {
+        let record = self.get(id).await?;
+        if actor.sees(&record) {
+            Ok(record)
+        } else {
+            Err(ManageError::NotFound)
+        }
+    }
+
+    /// [`KeyManager::create`] on behalf of `actor`: the new key belongs to the actor's
+    /// user, holds no scope the actor lacks, expires no later than the actor's key, and is
+    /// bound to the actor's space when the actor is a key bound to one (a request without
+    /// a space gets the actor's).
+    ///
+    /// An actor not bound to a space may bind the new key to any space: whether its user
+    /// belongs to that space is your application's to check before calling this.
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::PreviousSecret`], [`ManageError::InactiveActor`],
+    /// [`ManageError::ScopeEscalation`], [`ManageError::SpaceEscalation`], or as
+    /// [`KeyManager::create`].
+    pub async fn create_as(
+        &self,
+        actor: &Actor,
+        mut new: NewKey,
+    ) -> Result<CreatedKey, ManageError> {
+        let standing = self.standing(actor).await?;
+        new.user = actor.user().to_owned();
+        actor.check_scopes(&new.scopes)?;
+        match (actor.space(), &new.space) {
+            (Some(bound), None) => new.space = Some(bound.to_owned()),
+            (Some(bound), Some(asked)) if bound != asked => {
+                return Err(ManageError::SpaceEscalation);
+            }
+            _ => {}
+        }
+        // A short-lived key must not mint a longer-lived one.
+        if let Some(cap) = standing.expires_at {
+            let asked = match new.expiry {
+                None => cap,
+                Some(expiry) => expiry.at(self.now()).unwrap_or(cap),
+            };
+            new.expiry = Some(Expiry::At(asked.min(cap)));
+        }
+        self.create(new).await
+    }
+
+    /// The keys `actor` owns: its user's keys, and only those of its space when it is a key
+    /// bound to one. At most the cap on keys per owner.
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::PreviousSecret`], [`ManageError::InactiveActor`], or the store's
+    /// error.
+    pub async fn list_as(&self, actor: &Actor) -> Result<Vec<KeyRecord>, ManageError> {
+        self.standing(actor).await?;
+        let mut records = match actor.space() {
+            Some(space) => self.list_by_space(space).await?,
+            None => self.list_by_user(actor.user()).await?,
+        };
+        records.retain(|record| actor.owns(record));
+        Ok(records)
+    }
+
+    /// One page of the keys of `user`, for `actor`: its own (within its space, for a key
+    /// bound to one), or any user's for an app admin.
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::NotAdmin`] for another user's keys without being an app admin, or as
+    /// [`KeyManager::list_as`].
+    pub async fn list_user_as(
+        &self,
+        actor: &Actor,
+        user: &str,
+        page: Page,
+    ) -> Result<Vec<KeyRecord>, ManageError> {
+        self.standing(actor).await?;
+        if user != actor.user() && !actor.is_app_admin() {
+            return Err(ManageError::NotAdmin);
+        }
+        let mut records = self.list_page_by_user(user, page).await?;
+        records.retain(|record| actor.sees(record));
+        Ok(records)
+    }
+
+    /// One page of the keys bound to `space`, for `actor`: all of them when it administers
+    /// the space (or the app), otherwise only its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyManager::list_as`].
+    pub async fn list_space_as(
+        &self,
+        actor: &Actor,
+        space: &str,
+        page: Page,
+    ) -> Result<Vec<KeyRecord>, ManageError> {
+        self.standing(actor).await?;
+        if actor.space().is_some_and(|bound| bound != space) {
+            return Ok(Vec::new());
+        }
+        let mut records = self
+            .list_page(Owner::Space(space), self.bounded(page))
+            .await?;
+        records.retain(|record| actor.sees(record));
+        Ok(records)
+    }
+
+    /// One key's record, if `actor` may see it.
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::NotFound`] for a key the actor may not see, or as
+    /// [`KeyManager::list_as`].
+    pub async fn get_as(&self, actor: &Actor, id: &KeyId) -> Result<KeyRecord, ManageError> {
+        self.standing(actor).await?;
+        self.visible(actor, id).await
+    }
+
+    /// [`KeyManager::regenerate`] on behalf of `actor`, for one of its own keys whose scopes
+    /// it holds and which does not outlive it. Admins cannot regenerate other users' keys:
+    /// the new secret would let them act as that user.
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::NotFound`] for a key the actor may not regenerate (its existence is
+    /// not revealed), [`ManageError::ScopeEscalation`], [`ManageError::LifetimeEscalation`],
+    /// [`ManageError::PreviousSecret`], [`ManageError::InactiveActor`], or as
+    /// [`KeyManager::regenerate`].
+    pub async fn regenerate_as(
+        &self,
+        actor: &Actor,
+        id: &KeyId,
+        grace: Option<Duration>,
+    ) -> Result<CreatedKey, ManageError> {
+        let standing = self.standing(actor).await?;
+        let record = self.get(id).await?;
+        if !actor.owns(&record) {
+            return Err(ManageError::NotFound);
+        }
+        actor.check_scopes(record.identity.scopes())?;
+        standing.check_outlives(&record)?;
+        self.regenerate_record(record, grace).await
+    }
+
+    /// [`KeyManager::revoke`] on behalf of `actor`: for one of its own keys whose scopes it
+    /// holds and which does not outlive it, or for any key it administers.
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::NotFound`] for a key the actor may not see,
+    /// [`ManageError::ScopeEscalation`], [`ManageError::LifetimeEscalation`],
+    /// [`ManageError::PreviousSecret`], [`ManageError::InactiveActor`], or as
+    /// [`KeyManager::revoke`].
+    pub async fn revoke_as(&self, actor: &Actor, id: &KeyId) -> Result<(), ManageError> {
+        self.check_touch(actor, id).await?;
+        self.revoke(id).await
+    }
+
+    /// [`KeyManager::delete`] on behalf of `actor`, under the rules of
+    /// [`KeyManager::revoke_as`].
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyManager::revoke_as`].
+    pub async fn delete_as(&self, actor: &Actor, id: &KeyId) -> Result<(), ManageError> {
+        self.check_touch(actor, id).await?;
+        self.delete(id).await
+    }
+
+    /// Revokes every live key of `user` on behalf of `actor`, which must be an app admin
+    /// (or a person acting on their own keys).
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::NotAdmin`], or as [`KeyManager::revoke_all_for_user`].
+    pub async fn revoke_all_as(&self, actor: &Actor, user: &str) -> Result<usize, ManageError> {
+        self.standing(actor).await?;
+        let own_person = actor.identity().is_none() && user == actor.user();
+        if !actor.is_app_admin() && !own_person {
+            return Err(ManageError::NotAdmin);
+        }
+        self.revoke_all_for_user(user).await
+    }
+
+    /// Whether `actor` may revoke or delete key `id`: an admin of it may; an owner must
+    /// hold its scopes and outlive it.
+    async fn check_touch(&self, actor: &Actor, id: &KeyId) -> Result<(), ManageError> {
+        let standing = self.standing(actor).await?;
+        let record = self.visible(actor, id).await?;
+        if actor.administers_key(&record) {
+            return Ok(());
+        }
+        actor.check_scopes(record.identity.scopes())?;
+        standing.check_outlives(&record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::{Clock, Identity, ManualClock, MemoryStore, Scopes};
+
+    fn manager() -> (KeyManager, ManualClock) {
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        (
+            KeyManager::new(MemoryStore::new()).with_clock(clock.clone()),
+            clock,
+        )
+    }
+
+    /// A stored key of `alice`, acting.
+    async fn key_actor(
+        manager: &KeyManager,
+        space: Option<&str>,
+        scopes: &[&str],
+        expires_in: Option<u64>,
+    ) -> Actor {
+        let mut new = NewKey::new("alice", "actor").with_scopes(Scopes::new(scopes).unwrap());
+        if let Some(space) = space {
+            new = new.with_space(space);
+        }
+        if let Some(seconds) = expires_in {
+            new = new.expires_in(Duration::from_secs(seconds));
+        }
+        let created = manager.create(new).await.unwrap();
+        Actor::key(&created.record.identity)
+    }
+
+    async fn alices_key(manager: &KeyManager, scopes: &[&str]) -> KeyId {
+        let new = NewKey::new("alice", "target").with_scopes(Scopes::new(scopes).unwrap());
+        manager.create(new).await.unwrap().record.id()
+    }
+
+    #[tokio::test]
+    async fn create_as_refuses_a_scope_the_actor_lacks() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &["keys:write"], None).await;
+        let new = NewKey::new("x", "k").with_scopes(Scopes::new(["admin"]).unwrap());
+        let result = manager.create_as(&actor, new).await;
+        assert!(matches!(result, Err(ManageError::ScopeEscalation(scope)) if scope == "admin"));
+    }
+
+    #[tokio::test]
+    async fn create_as_refuses_another_space_for_a_space_bound_actor() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, Some("s1"), &[], None).await;
+        let new = NewKey::new("x", "k").with_space("s2");
+        let result = manager.create_as(&actor, new).await;
+        assert!(matches!(result, Err(ManageError::SpaceEscalation)));
+    }
+
+    #[tokio::test]
+    async fn create_as_binds_to_the_actors_space_and_user() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, Some("s1"), &[], None).await;
+        let created = manager
+            .create_as(&actor, NewKey::new("mallory", "k"))
+            .await
+            .unwrap();
+        assert_eq!(created.record.identity.space(), Some("s1"));
+        assert_eq!(created.record.identity.user(), "alice");
+    }
+
+    #[tokio::test]
+    async fn create_as_caps_expiry_at_the_actors() {
+        let (manager, clock) = manager();
+        let actor = key_actor(&manager, None, &[], Some(60)).await;
+        let child = manager
+            .create_as(&actor, NewKey::new("", "forever"))
+            .await
+            .unwrap();
+        assert_eq!(
+            child.record.expires_at,
+            Some(clock.now() + Duration::from_secs(60))
+        );
+    }
+
+    #[tokio::test]
+    async fn regenerate_as_refuses_a_key_that_outlives_the_actor() {
+        let (manager, _) = manager();
+        let target = alices_key(&manager, &[]).await;
+        let actor = key_actor(&manager, None, &["keys:write"], Some(60)).await;
+        let result = manager.regenerate_as(&actor, &target, None).await;
+        assert!(matches!(result, Err(ManageError::LifetimeEscalation)));
+    }
+
+    #[tokio::test]
+    async fn regenerate_as_refuses_a_key_with_a_scope_the_actor_lacks() {
+        let (manager, _) = manager();
+        let target = alices_key(&manager, &["billing"]).await;
+        let actor = key_actor(&manager, None, &["keys:write"], None).await;
+        let result = manager.regenerate_as(&actor, &target, None).await;
+        assert!(matches!(result, Err(ManageError::ScopeEscalation(scope)) if scope == "billing"));
+    }
+
+    #[tokio::test]
+    async fn regenerate_as_allows_a_key_that_dies_no_later_than_the_actor() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &["keys:write"], Some(60)).await;
+        let sibling = manager
+            .create_as(&actor, NewKey::new("", "sibling"))
+            .await
+            .unwrap();
+        assert!(
+            manager
+                .regenerate_as(&actor, &sibling.record.id(), None)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_as_refuses_a_key_that_outlives_the_actor() {
+        let (manager, _) = manager();
+        let target = alices_key(&manager, &[]).await;
+        let actor = key_actor(&manager, None, &["keys:write"], Some(60)).await;
+        let result = manager.revoke_as(&actor, &target).await;
+        assert!(matches!(result, Err(ManageError::LifetimeEscalation)));
+        assert!(manager.get(&target).await.unwrap().revoked_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn revoke_as_refuses_a_key_with_a_scope_the_actor_lacks() {
+        let (manager, _) = manager();
+        let target = alices_key(&manager, &["billing"]).await;
+        let actor = key_actor(&manager, None, &[], None).await;
+        let result = manager.revoke_as(&actor, &target).await;
+        assert!(matches!(result, Err(ManageError::ScopeEscalation(_))));
+    }
+
+    #[tokio::test]
+    async fn revoke_as_hides_keys_of_another_user() {
+        let (manager, _) = manager();
+        let bobs = manager.create(NewKey::new("bob", "k")).await.unwrap();
+        let actor = key_actor(&manager, None, &[], None).await;
+        let result = manager.revoke_as(&actor, &bobs.record.id()).await;
+        assert!(matches!(result, Err(ManageError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn previous_secret_manages_nothing() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &["keys:write"], None).await;
+        let identity = actor.identity().unwrap().clone();
+        let grace = Actor::key(&grace_identity(identity));
+        let created = manager.create_as(&grace, NewKey::new("", "k")).await;
+        assert!(matches!(created, Err(ManageError::PreviousSecret)));
+        let listed = manager.list_as(&grace).await;
+        assert!(matches!(listed, Err(ManageError::PreviousSecret)));
+        let own = grace.identity().unwrap().key_id();
+        let rotated = manager.regenerate_as(&grace, &own, None).await;
+        assert!(matches!(rotated, Err(ManageError::PreviousSecret)));
+        let revoked = manager.revoke_as(&grace, &own).await;
+        assert!(matches!(revoked, Err(ManageError::PreviousSecret)));
+    }
+
+    /// The identity as the layer hands it out for a replaced secret in its grace period.
+    fn grace_identity(identity: Identity) -> Identity {
+        identity.by_previous_secret(true)
+    }
+
+    #[tokio::test]
+    async fn revoked_actor_manages_nothing() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &["keys:write"], None).await;
+        manager
+            .revoke(&actor.identity().unwrap().key_id())
+            .await
+            .unwrap();
+        let result = manager.create_as(&actor, NewKey::new("", "k")).await;
+        assert!(matches!(result, Err(ManageError::InactiveActor)));
+    }
+
+    #[tokio::test]
+    async fn expired_actor_manages_nothing() {
+        let (manager, clock) = manager();
+        let actor = key_actor(&manager, None, &["keys:write"], Some(60)).await;
+        clock.advance(Duration::from_secs(60));
+        let result = manager.list_as(&actor).await;
+        assert!(matches!(result, Err(ManageError::InactiveActor)));
+    }
+
+    #[tokio::test]
+    async fn identity_unknown_to_the_store_manages_nothing() {
+        let (manager, _) = manager();
+        let forged = Identity::new(KeyId::parse("CALLERCALLER0000").unwrap(), "alice");
+        let result = manager
+            .create_as(&Actor::key(&forged), NewKey::new("", "k"))
+            .await;
+        assert!(matches!(result, Err(ManageError::InactiveActor)));
+    }
+
+    #[tokio::test]
+    async fn admin_cannot_regenerate_another_users_key() {
+        let (manager, _) = manager();
+        let bobs = manager.create(NewKey::new("bob", "k")).await.unwrap();
+        let admin = Actor::person("root", Scopes::default()).app_admin();
+        let result = manager.regenerate_as(&admin, &bobs.record.id(), None).await;
+        assert!(matches!(result, Err(ManageError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn app_admin_revokes_any_users_key() {
+        let (manager, _) = manager();
+        let scopes = Scopes::new(["billing"]).unwrap();
+        let bobs = manager
+            .create(NewKey::new("bob", "k").with_scopes(scopes))
+            .await
+            .unwrap();
+        let admin = Actor::person("root", Scopes::default()).app_admin();
+        manager.revoke_as(&admin, &bobs.record.id()).await.unwrap();
+        assert!(
+            manager
+                .get(&bobs.record.id())
+                .await
+                .unwrap()
+                .revoked_at
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn space_admin_sees_and_revokes_that_spaces_tokens_only() {
+        let (manager, _) = manager();
+        let inside = manager
+            .create(NewKey::new("bob", "k").with_space("acme"))
+            .await
+            .unwrap();
+        let outside = manager
+            .create(NewKey::new("bob", "k").with_space("other"))
+            .await
+            .unwrap();
+        let admin = Actor::person("carol", Scopes::default()).administering(["acme"]);
+        let listed = manager
+            .list_space_as(&admin, "acme", Page::first(10))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        manager
+            .revoke_as(&admin, &inside.record.id())
+            .await
+            .unwrap();
+        let result = manager.revoke_as(&admin, &outside.record.id()).await;
+        assert!(matches!(result, Err(ManageError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn only_an_app_admin_lists_another_users_keys() {
+        let (manager, _) = manager();
+        manager.create(NewKey::new("bob", "k")).await.unwrap();
+        let alice = Actor::person("alice", Scopes::default());
+        let result = manager.list_user_as(&alice, "bob", Page::first(10)).await;
+        assert!(matches!(result, Err(ManageError::NotAdmin)));
+        let admin = alice.app_admin();
+        let listed = manager
+            .list_user_as(&admin, "bob", Page::first(10))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn revoke_all_needs_an_app_admin() {
+        let (manager, _) = manager();
+        manager.create(NewKey::new("bob", "a")).await.unwrap();
+        manager.create(NewKey::new("bob", "b")).await.unwrap();
+        let actor = key_actor(&manager, None, &["keys:write"], None).await;
+        let result = manager.revoke_all_as(&actor, "bob").await;
+        assert!(matches!(result, Err(ManageError::NotAdmin)));
+        let admin = Actor::person("root", Scopes::default()).app_admin();
+        assert_eq!(manager.revoke_all_as(&admin, "bob").await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn list_as_a_space_actor_shows_only_that_space() {
+        let (manager, _) = manager();
+        let person = Actor::person("alice", Scopes::default());
+        manager
+            .create_as(&person, NewKey::new("", "a").with_space("s1"))
+            .await
+            .unwrap();
+        manager
+            .create_as(&person, NewKey::new("", "b").with_space("s2"))
+            .await
+            .unwrap();
+        manager
+            .create_as(&person, NewKey::new("", "c"))
+            .await
+            .unwrap();
+        let bound = key_actor(&manager, Some("s1"), &[], None).await;
+        let listed = manager.list_as(&bound).await.unwrap();
+        let mut names: Vec<_> = listed.iter().map(|r| r.identity.name()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "actor"]);
+        assert_eq!(manager.list_as(&person).await.unwrap().len(), 4);
+    }
+}
