@@ -29,7 +29,7 @@ use axum::routing::get;
 use criterion::{BenchmarkId, Criterion};
 use http::{Request, Response, StatusCode};
 use keygate::{
-    ApiKey, ApiKeyLayer, Identity, KeyGenerator, KeyHash, KeyHasher, KeyId, MemoryStore, StoredKey,
+    ApiKey, Identity, KeyGenerator, KeyHash, KeyHasher, KeyId, Keygate, MemoryStore, StoredKey,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -213,8 +213,8 @@ async fn cached_sqlite(size: usize, fx: &Fixture) -> keygate::CachedStore<keygat
     keygate::CachedStore::new(store)
 }
 
-fn keygate_layer(store: impl keygate::KeyStore) -> ApiKeyLayer {
-    ApiKeyLayer::new(store)
+fn keygate_of<S: keygate::KeyStore>(store: S) -> Keygate<S> {
+    Keygate::read_only(store)
 }
 
 fn main() {
@@ -252,28 +252,31 @@ fn main() {
             ),
             (
                 "4_keygate_memory",
-                handler_router().layer(keygate_layer(memory_store(size, &fx))),
+                handler_router().layer(keygate_of(memory_store(size, &fx)).layer()),
             ),
         ];
         if std::env::var_os("KEYGATE_BENCH_VARIANTS").is_some() {
             apps.push((
                 "4c_keygate_memory_every_event",
                 handler_router().layer(
-                    keygate_layer(memory_store(size, &fx))
-                        .with_audit_sink(CountingSink::default(), 8192),
+                    keygate_of(memory_store(size, &fx))
+                        .with_audit_sink(CountingSink::default(), 8192)
+                        .layer(),
                 ),
             ));
             apps.push((
                 "4b_keygate_memory_no_audit",
                 handler_router().layer(
-                    keygate_layer(memory_store(size, &fx)).with_audit_sink(keygate::NoAudit, 0),
+                    keygate_of(memory_store(size, &fx))
+                        .with_audit_sink(keygate::NoAudit, 0)
+                        .layer(),
                 ),
             ));
         }
         #[cfg(all(feature = "cache", feature = "sqlite"))]
         apps.push((
             "5_keygate_cached_sqlite",
-            handler_router().layer(keygate_layer(runtime.block_on(cached_sqlite(size, &fx)))),
+            handler_router().layer(keygate_of(runtime.block_on(cached_sqlite(size, &fx))).layer()),
         ));
         if let Some(spec) = &count_mode {
             count(&runtime, &apps, spec, &secret);

@@ -33,8 +33,8 @@ use dudect_bencher::{BenchRng, Class, CtRunner};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response, StatusCode};
 use keygate::{
-    ApiKey, ApiKeyLayer, ApiKeyService, Identity, KeyFormat, KeyGenerator, KeyHash, KeyHasher,
-    KeySource, MemoryStore, NoAudit, StoredKey,
+    ApiKey, ApiKeyService, Identity, KeyFormat, KeyGenerator, KeyHash, KeyHasher, KeySource,
+    Keygate, MemoryStore, NoAudit, StoredKey,
 };
 use subtle::ConstantTimeEq;
 use tower::{Layer, ServiceExt};
@@ -180,10 +180,11 @@ fn refuse(
 /// The layer over `store`, reading `X-API-Key`, with a handler that must never run.
 fn service(store: MemoryStore) -> ApiKeyService<Handler> {
     let handler: Handler = tower::service_fn(refuse as fn(_) -> _);
-    ApiKeyLayer::new(store)
+    Keygate::read_only(store)
         .with_sources([KeySource::header("x-api-key").unwrap()])
         .unwrap()
         .with_audit_sink(NoAudit, 1)
+        .layer()
         .layer(handler)
 }
 

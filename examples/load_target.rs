@@ -12,7 +12,7 @@ use std::error::Error;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use keygate::{ApiKeyLayer, Identity, KeyGenerator, KeyHasher, KeySource, MemoryStore, StoredKey};
+use keygate::{Identity, KeyGenerator, KeyHasher, KeySource, Keygate, MemoryStore, StoredKey};
 use serde_json::{Value, json};
 
 #[tokio::main]
@@ -30,8 +30,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
             println!("export API_KEY={}", key.expose_secret());
             // The quickstart's configuration: Bearer and X-API-Key, audit to tracing.
             app.layer(
-                ApiKeyLayer::new(store)
-                    .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?,
+                Keygate::read_only(store)
+                    .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?
+                    .layer(),
             )
         }
         other => return Err(format!("mode must be `auth` or `bare`, not {other:?}").into()),

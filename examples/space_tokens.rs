@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keygate::{
-    Actor, Identity, KeyFormat, KeyManager, KeySource, MemoryStore, NewKey, Scopes, SpaceResolver,
+    Actor, Identity, KeyFormat, KeyManager, KeySource, Keygate, MemoryStore, NewKey, Scopes,
+    SpaceResolver,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -30,7 +31,8 @@ const TOKENS_WRITE: &str = "tokens:write";
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let address = std::env::var("KEYGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:3002".into());
-    let manager = KeyManager::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("undb")?);
+    let keygate = Keygate::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("undb")?);
+    let manager = keygate.manager();
     let owner = manager
         .create(NewKey::new("owner", "owner key").with_scopes(Scopes::new([TOKENS_WRITE])?))
         .await?;
@@ -38,10 +40,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .create(NewKey::new("owner", "alpha token").with_space("alpha"))
         .await?;
 
-    let auth = manager
-        .layer()
+    let auth = keygate
+        .clone()
         .with_sources([KeySource::header("x-undb-api-token")?])?
-        .with_space_resolver(SpaceResolver::path_prefix("/spaces/")?);
+        .with_space_resolver(SpaceResolver::path_prefix("/spaces/")?)
+        .layer();
     let app = Router::new()
         .route("/spaces/{space}/records", get(records))
         .route(

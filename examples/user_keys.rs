@@ -21,7 +21,8 @@ use axum::extract::{Path, State};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use keygate::{
-    AuditEvent, AuditSink, Identity, KeyManager, KeySource, MemoryStore, NewKey, Outcome, Scopes,
+    AuditEvent, AuditSink, Identity, KeyManager, KeySource, Keygate, MemoryStore, NewKey, Outcome,
+    Scopes,
 };
 use serde_json::{Value, json};
 
@@ -53,7 +54,8 @@ struct AppState {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let address = std::env::var("KEYGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:3003".into());
-    let manager = KeyManager::new(MemoryStore::new());
+    let keygate = Keygate::new(MemoryStore::new());
+    let manager = keygate.manager();
     let admin = manager
         .create(NewKey::new("admin", "erp admin").with_scopes(Scopes::new([ADMIN])?))
         .await?;
@@ -61,10 +63,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let bob = manager.create(NewKey::new("bob", "bob's key")).await?;
 
     let trail = Trail::default();
-    let auth = manager
-        .layer()
+    let auth = keygate
+        .clone()
         .with_sources([KeySource::header("x-api-key")?])?
-        .with_audit_sink(trail.clone(), 4096);
+        .with_audit_sink(trail.clone(), 4096)
+        .layer();
     let admin_only = auth.require_scope(ADMIN)?;
     let app = Router::new()
         .route(

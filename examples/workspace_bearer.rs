@@ -22,7 +22,9 @@ use axum::http::header::CACHE_CONTROL;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keygate::{Actor, CreatedKey, Identity, KeyFormat, KeyId, KeyManager, MemoryStore, NewKey};
+use keygate::{
+    Actor, CreatedKey, Identity, KeyFormat, KeyId, KeyManager, Keygate, MemoryStore, NewKey,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -32,7 +34,8 @@ const MEMBERS: &[(&str, &str)] = &[("alice", "acme"), ("alice", "beta")];
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let address = std::env::var("KEYGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:3001".into());
-    let manager = KeyManager::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("xau")?);
+    let keygate = Keygate::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("xau")?);
+    let manager = keygate.manager();
     let first = manager.create(NewKey::new("alice", "laptop")).await?;
 
     // Bearer is the layer's default source.
@@ -40,7 +43,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .route("/workspaces/{workspace}/tables", get(tables))
         .route("/account/keys", get(list_keys).post(create_key))
         .route("/account/keys/{id}/regenerate", post(regenerate_key))
-        .layer(manager.layer())
+        .layer(keygate.layer())
         .with_state(manager);
 
     let listener = tokio::net::TcpListener::bind(&address).await?;

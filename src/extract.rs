@@ -9,31 +9,24 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::context::LayerContext;
 use crate::identity::Identity;
-use std::sync::Arc;
-
-use crate::layer::{LayerContext, Shared};
-use crate::reject::{Insufficient, Rejection};
+use crate::reject::rejection::{Insufficient, Rejection};
 
 /// Takes the [`Identity`] that [`ApiKeyLayer`](crate::ApiKeyLayer) verified.
 ///
 /// When the layer let the request through without a key
-/// ([`with_anonymous`](crate::ApiKeyLayer::with_anonymous)), the handler is not run and
-/// the client gets 401 with the layer's challenge. When the route is not behind the layer
-/// at all, that is a wiring mistake, answered with 500 as axum answers a missing
-/// `Extension`.
+/// ([`with_anonymous`](crate::Keygate::with_anonymous)), the handler is not run and the
+/// client gets 401 with the layer's challenge. When the route is not behind the layer at
+/// all, that is a wiring mistake, answered with 500 as axum answers a missing `Extension`.
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = IdentityRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         if let Some(identity) = parts.extensions.get::<Identity>() {
-            return Ok(identity.detached());
+            return Ok(identity.clone());
         }
-        match layer_of(parts) {
-            Some(layer) => Err(IdentityRejection::deny(&layer, parts, Rejection::Missing)),
-            None => Err(IdentityRejection(RejectionKind::NoLayer)),
-        }
+        Err(IdentityRejection::deny(parts, Rejection::Missing))
     }
 }
 
@@ -45,7 +38,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Identity>().map(Identity::detached))
+        Ok(parts.extensions.get::<Identity>().cloned())
     }
 }
 
@@ -97,19 +90,7 @@ impl<S: Send + Sync, T: ScopeName> FromRequestParts<S> for RequireScope<T> {
             return Ok(Self(identity, PhantomData));
         }
         let rejection = Rejection::Forbidden(Insufficient::Scope(T::SCOPE.to_owned()));
-        match layer_of(parts) {
-            Some(layer) => Err(IdentityRejection::deny(&layer, parts, rejection)),
-            None => Err(IdentityRejection(RejectionKind::NoLayer)),
-        }
-    }
-}
-
-/// The layer in front of this route: the one that verified the identity, or the one that
-/// let the request through without a key.
-fn layer_of(parts: &Parts) -> Option<Arc<Shared>> {
-    match parts.extensions.get::<Identity>().and_then(Identity::layer) {
-        Some(layer) => Some(layer.clone()),
-        None => parts.extensions.get::<LayerContext>().map(|c| c.0.clone()),
+        Err(IdentityRejection::deny(parts, rejection))
     }
 }
 
@@ -124,20 +105,16 @@ enum RejectionKind {
 }
 
 impl IdentityRejection {
-    fn deny(shared: &Shared, parts: &Parts, rejection: Rejection) -> Self {
-        shared.emit(|| {
-            let mut event = AuditEvent::new(
-                shared.clock_now(),
-                Outcome::Denied(rejection.reason()),
-                &parts.method,
-                &parts.uri,
-            );
-            let identity = parts.extensions.get::<Identity>();
-            event.key_id = identity.map(Identity::key_id);
-            event.identity = identity.map(Identity::detached);
-            event
-        });
-        Self(RejectionKind::Denied(shared.respond(&rejection)))
+    /// Answers as the layer in front of this route, which put its context on the request.
+    fn deny(parts: &Parts, rejection: Rejection) -> Self {
+        match parts.extensions.get::<LayerContext>() {
+            Some(LayerContext(context)) => {
+                let identity = parts.extensions.get::<Identity>();
+                let response = context.deny(&rejection, &parts.method, &parts.uri, identity);
+                Self(RejectionKind::Denied(response))
+            }
+            None => Self(RejectionKind::NoLayer),
+        }
     }
 
     /// The HTTP status this rejection answers with.

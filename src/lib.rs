@@ -1,37 +1,33 @@
 //! API-key authentication for tower and axum services.
 //!
-//! Wrap a [`Router`](https://docs.rs/axum/latest/axum/struct.Router.html) (or any tower
-//! `Service` over [`http::Request`]) with [`ApiKeyLayer`]. Each request then has to carry
-//! one API key, in `Authorization: Bearer …` or a header you name; the layer checks its
-//! format, looks it up by its non-secret id in a [`KeyStore`], compares hashes in constant
+//! Build one [`Keygate`] over a key store. It gives you a layer for your
+//! [`Router`](https://docs.rs/axum/latest/axum/struct.Router.html) (or any tower `Service`
+//! over [`http::Request`]) and a [`KeyManager`] that creates, lists, regenerates and
+//! revokes keys, and the two always agree on key format, hasher and clock. Each request
+//! then has to carry one API key, in `Authorization: Bearer …` or a header you name; the
+//! layer checks its format, looks it up by its non-secret id, compares hashes in constant
 //! time, and hands the verified [`Identity`] to your handlers.
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use keygate::{
-//!     ApiKeyLayer, Identity, KeyGenerator, KeyHasher, KeySource, MemoryStore, StoredKey,
-//! };
+//! use keygate::{Identity, KeySource, Keygate, MemoryStore, NewKey};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Issue a key: the plaintext goes to the client once, the store keeps its hash.
-//! let store = MemoryStore::new();
-//! let key = KeyGenerator::default().generate()?;
-//! let hash = KeyHasher::sha256().hash(&key);
-//! store.insert_key(StoredKey::new(hash, Identity::new(key.id(), "alice")))?;
+//! let keygate = Keygate::new(MemoryStore::new())
+//!     .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?;
 //!
 //! async fn me(identity: Identity) -> String {
 //!     format!("hello, {}", identity.user())
 //! }
+//! let app: Router = Router::new().route("/me", get(me)).layer(keygate.layer());
 //!
-//! let app: Router = Router::new().route("/me", get(me)).layer(
-//!     ApiKeyLayer::new(store)
-//!         .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?,
-//! );
+//! // Issue a key: the plaintext goes to the client once, the store keeps its hash.
+//! let created = keygate.manager().create(NewKey::new("alice", "laptop")).await?;
 //!
 //! # use tower::ServiceExt;
 //! let request = http::Request::get("/me")
-//!     .header("x-api-key", key.expose_secret())
+//!     .header("x-api-key", created.key.expose_secret())
 //!     .body(axum::body::Body::empty())?;
 //! let response = app.oneshot(request).await?;
 //! assert_eq!(response.status(), 200);
@@ -56,9 +52,9 @@
 //! # Around the request
 //!
 //! - [`KeyManager`] creates (plaintext once), lists, regenerates and revokes keys over a
-//!   [`KeyStoreWrite`]; [`KeyManager::layer`] builds the matching layer.
+//!   [`KeyStoreWrite`]; its `*_as` methods act for an [`Actor`] without gaining power.
 //! - [`SpaceResolver`] confines space-bound keys to their space;
-//!   [`ApiKeyLayer::require_scope`] and [`RequireScope`] guard routes by scope.
+//!   [`Keygate::require_scope`] and [`RequireScope`] guard routes by scope.
 //! - Every decision is an [`AuditEvent`] for an [`AuditSink`]; last use is tracked and
 //!   written in batches.
 //!
@@ -67,6 +63,9 @@
 //! - `axum` (default): extractors for [`Identity`], `Option<Identity>` and
 //!   [`RequireScope`], and `IntoResponse` for [`Rejection`], through `axum-core`.
 //! - `tokio` (default): store-lookup timeouts and the background flush of usage data.
+//! - `cache`, `sqlite`, `postgres`: `CachedStore`, `SqliteStore`, `PgStore` and its
+//!   invalidation listener.
+//! - `testkit`: the conformance suite for your own store.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -75,46 +74,46 @@
 
 mod audit;
 mod clock;
+mod config;
+mod context;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
-mod generate;
-mod hash;
 mod identity;
 mod key;
 mod layer;
 mod manage;
+mod policy;
 mod record;
 mod reject;
-mod scope;
+mod scopes;
 mod source;
-mod space;
 mod store;
 #[cfg(any(test, feature = "testkit"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
-mod usage;
-mod verify;
 
 pub use audit::{AuditEvent, AuditSink, AuditStats, NoAudit, Outcome, Reason, TracingSink};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{DEFAULT_STORE_TIMEOUT, Keygate};
 pub use error::ConfigError;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{IdentityRejection, RequireScope, ScopeName};
-pub use generate::{GenerateError, KeyGenerator};
-pub use hash::{InvalidKeyHash, KeyHash, KeyHasher, MIN_PEPPER_LEN};
-pub use identity::{Identity, InvalidScope, Scopes};
-pub use key::{ApiKey, InvalidKeyId, KeyFormat, KeyId, MalformedKey};
-pub use layer::{ApiKeyLayer, ApiKeyService, DEFAULT_STORE_TIMEOUT, LayerStats, ResponseFuture};
+pub use identity::Identity;
+pub use key::{
+    ApiKey, GenerateError, InvalidKeyHash, InvalidKeyId, KeyFormat, KeyGenerator, KeyHash,
+    KeyHasher, KeyId, MIN_PEPPER_LEN, MalformedKey,
+};
+pub use layer::{ApiKeyLayer, ApiKeyService, LayerStats, ResponseFuture};
 pub use manage::{
     Actor, CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE, ManageError, NewKey,
 };
+pub use policy::{RequireScopeFuture, RequireScopeLayer, RequireScopeService, SpaceResolver};
 pub use record::KeyRecord;
 pub use reject::{Insufficient, InvalidKey, Rejection};
-pub use scope::{RequireScopeLayer, RequireScopeService};
+pub use scopes::{InvalidScope, Scopes};
 pub use source::KeySource;
-pub use space::SpaceResolver;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use crate::identity::Identity;
-use crate::key::KeyId;
+use crate::key::id::KeyId;
 
 /// A key as listed on an account page: name, id, preview and dates.
 ///

@@ -21,11 +21,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::hash::KeyHash;
-use crate::identity::{Identity, Scopes};
-use crate::key::KeyId;
+use crate::identity::Identity;
+use crate::key::hash::KeyHash;
+use crate::key::id::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStoreWrite, Page, PreviousSecret, StoreError, UsageUpdate};
+use crate::scopes::Scopes;
+use crate::store::error::StoreError;
+use crate::store::page::Page;
+use crate::store::stored::PreviousSecret;
+use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
 /// Runs every conformance check as its own `#[tokio::test]`.
 ///
@@ -79,7 +83,7 @@ pub mod checks {
     }
 
     fn fresh_id() -> KeyId {
-        crate::KeyGenerator::default()
+        crate::key::generate::KeyGenerator::default()
             .generate()
             .map(|key| key.id())
             .unwrap_or_else(|error| panic!("randomness unavailable: {error}"))

@@ -14,8 +14,8 @@ use common::{FailingStore, send, send_to};
 use http::StatusCode;
 use keygate::{
     ApiKeyLayer, AuditEvent, AuditSink, Clock, Identity, KeyHash, KeyId, KeyManager, KeyRecord,
-    KeySource, KeyStore, KeyStoreWrite, ManualClock, MemoryStore, NewKey, Outcome, Page, Reason,
-    Scopes, SpaceResolver, StoreError, StoredKey, UsageUpdate,
+    KeySource, KeyStore, KeyStoreWrite, Keygate, ManualClock, MemoryStore, NewKey, Outcome, Page,
+    Reason, Scopes, SpaceResolver, StoreError, StoredKey, UsageUpdate,
 };
 
 /// Forwards every event to a channel the test reads.
@@ -95,14 +95,15 @@ struct Audited {
 fn audited() -> Audited {
     let store = CountingWrites::default();
     let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
     let (tx, events) = channel();
-    let auth = manager
-        .layer()
+    let keygate = Keygate::new(store.clone())
+        .with_clock(clock.clone())
         .with_sources([KeySource::header("x-api-key").unwrap()])
         .unwrap()
         .with_space_resolver(SpaceResolver::path_prefix("/spaces/").unwrap())
         .with_audit_sink(ChannelSink(Mutex::new(tx)), 1024);
+    let manager = keygate.manager();
+    let auth = keygate.layer();
     Audited {
         manager,
         store,
@@ -275,7 +276,9 @@ async fn missing_scope_is_audited_with_the_scope() {
 async fn store_error_is_audited_as_store_error() {
     let (tx, events) = channel();
     let fx = common::Fixture::new();
-    let layer = ApiKeyLayer::new(FailingStore).with_audit_sink(ChannelSink(Mutex::new(tx)), 16);
+    let layer = Keygate::read_only(FailingStore)
+        .with_audit_sink(ChannelSink(Mutex::new(tx)), 16)
+        .layer();
     let header = format!("Bearer {}", fx.secret());
     let reply = send(fx.app(layer), &[("authorization", header.as_bytes())]).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -306,12 +309,13 @@ async fn last_used_is_written_in_one_batch_not_per_request() {
 #[tokio::test(start_paused = true)]
 async fn last_used_is_flushed_in_the_background_at_the_interval() {
     let store = CountingWrites::default();
-    let manager = KeyManager::new(store.clone());
-    let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
-    let auth = ApiKeyLayer::new(store.clone())
+    let keygate = Keygate::new(store.clone())
         .with_sources([KeySource::header("x-api-key").unwrap()])
         .unwrap()
-        .with_usage_tracking(Arc::new(store.clone()), Duration::from_secs(30), 100);
+        .with_usage_tracking(Duration::from_secs(30), 100);
+    let manager = keygate.manager();
+    let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let auth = keygate.layer();
     let app = Router::new()
         .route("/me", get(|| async { "ok" }))
         .layer(auth);
@@ -338,7 +342,10 @@ async fn a_blocked_sink_neither_slows_nor_fails_requests() {
     }
     let (release, blocked) = channel::<()>();
     let fx = common::Fixture::new();
-    let layer = fx.layer().with_audit_sink(Blocked(Mutex::new(blocked)), 4);
+    let layer = fx
+        .keygate()
+        .with_audit_sink(Blocked(Mutex::new(blocked)), 4)
+        .layer();
     let header = [("x-api-key", fx.secret().as_bytes())];
     for _ in 0..50 {
         assert_eq!(
@@ -359,7 +366,7 @@ async fn a_panicking_sink_does_not_fail_requests() {
         }
     }
     let fx = common::Fixture::new();
-    let layer = fx.layer().with_audit_sink(Panics, 16);
+    let layer = fx.keygate().with_audit_sink(Panics, 16).layer();
     let header = [("x-api-key", fx.secret().as_bytes())];
     for _ in 0..3 {
         assert_eq!(
@@ -387,7 +394,7 @@ async fn cors_preflight_passes_without_a_key_when_enabled() {
     use tower::ServiceExt;
     let refused = app(fx.layer()).oneshot(preflight()).await.unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    let allowed = app(fx.layer().with_cors_preflight(true))
+    let allowed = app(fx.keygate().with_cors_preflight(true).layer())
         .oneshot(preflight())
         .await
         .unwrap();
@@ -403,7 +410,7 @@ async fn plain_options_request_still_needs_a_key_with_preflight_enabled() {
     use tower::ServiceExt;
     let app = Router::new()
         .route("/me", axum::routing::options(|| async { "ok" }))
-        .layer(fx.layer().with_cors_preflight(true));
+        .layer(fx.keygate().with_cors_preflight(true).layer());
     assert_eq!(
         app.oneshot(request).await.unwrap().status(),
         StatusCode::UNAUTHORIZED

@@ -12,8 +12,8 @@ use axum::routing::get;
 use common::send;
 use http::StatusCode;
 use keygate::{
-    ApiKeyLayer, CacheConfig, CachedStore, KeyGenerator, KeyId, KeyManager, KeySource, KeyStore,
-    MemoryStore, NewKey, StoreError, StoredKey,
+    CacheConfig, CachedStore, KeyGenerator, KeyId, KeySource, KeyStore, Keygate, MemoryStore,
+    NewKey, StoreError, StoredKey,
 };
 use tokio::task::JoinSet;
 
@@ -35,9 +35,10 @@ impl KeyStore for SlowCounting {
 }
 
 fn app(store: impl KeyStore) -> Router {
-    let layer = ApiKeyLayer::new(store)
+    let layer = Keygate::read_only(store)
         .with_sources([KeySource::header("x-api-key").unwrap()])
-        .unwrap();
+        .unwrap()
+        .layer();
     Router::new()
         .route("/me", get(|| async { "ok" }))
         .layer(layer)
@@ -80,7 +81,8 @@ async fn a_repeated_unknown_key_is_answered_from_the_negative_cache() {
 #[tokio::test(start_paused = true)]
 async fn random_keys_do_not_evict_known_ones() {
     let store = SlowCounting::default();
-    let manager = KeyManager::new(store.inner.clone());
+    let keygate = Keygate::new(store.inner.clone());
+    let manager = keygate.manager();
     let known = manager.create(NewKey::new("alice", "k")).await.unwrap();
     let config = CacheConfig {
         capacity: 10,
@@ -110,13 +112,15 @@ async fn random_keys_do_not_evict_known_ones() {
 #[tokio::test]
 async fn revoke_through_the_cache_kills_the_key_on_the_next_request() {
     let cached = CachedStore::new(MemoryStore::new());
-    let manager = KeyManager::new(cached.clone());
+    let keygate = Keygate::new(cached.clone());
+    let manager = keygate.manager();
     let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
     let app = Router::new().route("/me", get(|| async { "ok" })).layer(
-        manager
-            .layer()
+        keygate
+            .clone()
             .with_sources([KeySource::header("x-api-key").unwrap()])
-            .unwrap(),
+            .unwrap()
+            .layer(),
     );
     let header = [("x-api-key", created.key.expose_secret().as_bytes())];
     assert_eq!(send(app.clone(), &header).await.status, StatusCode::OK);
@@ -128,14 +132,18 @@ async fn revoke_through_the_cache_kills_the_key_on_the_next_request() {
 async fn regenerating_with_grace_on_a_stale_instance_never_revives_an_older_secret() {
     // Two instances share one store but not their caches, and no invalidation reaches B.
     let shared = MemoryStore::new();
-    let a = KeyManager::new(CachedStore::new(shared.clone()));
-    let b = KeyManager::new(CachedStore::new(shared.clone()));
+    let keygate_a = Keygate::new(CachedStore::new(shared.clone()));
+    let a = keygate_a.manager();
+    let keygate_b = Keygate::new(CachedStore::new(shared.clone()));
+    let b = keygate_b.manager();
     let first = a.create(NewKey::new("alice", "k")).await.unwrap();
     let id = first.record.id();
     let app_b = Router::new().route("/me", get(|| async { "ok" })).layer(
-        b.layer()
+        keygate_b
+            .clone()
             .with_sources([KeySource::header("x-api-key").unwrap()])
-            .unwrap(),
+            .unwrap()
+            .layer(),
     );
     let old = [("x-api-key", first.key.expose_secret().as_bytes())];
     assert_eq!(send(app_b.clone(), &old).await.status, StatusCode::OK); // B caches S1
@@ -145,12 +153,13 @@ async fn regenerating_with_grace_on_a_stale_instance_never_revives_an_older_secr
         .await
         .unwrap(); // grace for S2
 
-    let fresh = keygate::KeyManager::new(shared);
+    let keygate_fresh = Keygate::new(shared);
     let app = Router::new().route("/me", get(|| async { "ok" })).layer(
-        fresh
-            .layer()
+        keygate_fresh
+            .clone()
             .with_sources([KeySource::header("x-api-key").unwrap()])
-            .unwrap(),
+            .unwrap()
+            .layer(),
     );
     assert_eq!(send(app, &old).await.status, StatusCode::UNAUTHORIZED);
 }
@@ -178,7 +187,8 @@ impl KeyStore for Gated {
 #[tokio::test]
 async fn revoked_key_is_never_served_after_invalidations_overflow_their_records() {
     let inner = MemoryStore::new();
-    let manager = KeyManager::new(inner.clone());
+    let keygate = Keygate::new(inner.clone());
+    let manager = keygate.manager();
     let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
     let id = created.record.id();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{Fixture, send};
 use http::StatusCode;
-use keygate::{ApiKeyLayer, KeyId, KeySource, KeyStore, StoreError, StoredKey};
+use keygate::{KeyId, KeySource, KeyStore, Keygate, StoreError, StoredKey};
 
 const HEALTHY: u8 = 0;
 const ERRORS: u8 = 1;
@@ -57,10 +57,11 @@ async fn fault_then_recovery(fault: u8) -> (StatusCode, usize, StatusCode) {
         fx_store: fx.store.clone(),
         mode: mode.clone(),
     };
-    let layer = ApiKeyLayer::new(store)
+    let layer = Keygate::read_only(store)
         .with_sources([KeySource::header("x-api-key").unwrap()])
         .unwrap()
-        .with_store_timeout(Duration::from_millis(250));
+        .with_store_timeout(Duration::from_millis(250))
+        .layer();
     let app = fx.app(layer);
     let header = [("x-api-key", fx.secret().as_bytes())];
 

@@ -12,8 +12,7 @@ use keygate::{KeyFormat, KeyGenerator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BODY_MISSING: &str =
-    r#"{"error":"unauthorized","error_description":"an API key is required"}"#;
+const BODY_MISSING: &str = r#"{"error":"unauthorized","error_description":"an API key is required: send it as Authorization: Bearer <key>, or in the x-api-key header"}"#;
 const BODY_INVALID: &str =
     r#"{"error":"invalid_token","error_description":"the API key is invalid, expired or revoked"}"#;
 const BODY_AMBIGUOUS: &str =

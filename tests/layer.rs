@@ -9,7 +9,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use common::{FailingStore, Fixture, Reply, issue, send};
 use http::StatusCode;
-use keygate::{ApiKeyLayer, Identity, KeyGenerator, KeyHash, ManualClock, Rejection, StoredKey};
+use keygate::{Identity, KeyGenerator, KeyHash, Keygate, ManualClock, Rejection, StoredKey};
 
 const INVALID_CHALLENGE: &str = r#"Bearer realm="api", error="invalid_token""#;
 
@@ -54,9 +54,10 @@ async fn lowercase_bearer_scheme_is_accepted() {
 async fn product_specific_header_is_a_source() {
     let store = keygate::MemoryStore::new();
     let key = issue(&store, "space-owner", |identity| identity);
-    let layer = ApiKeyLayer::new(store)
+    let layer = Keygate::read_only(store)
         .with_sources([keygate::KeySource::header("x-undb-api-token").unwrap()])
-        .unwrap();
+        .unwrap()
+        .layer();
     let app = Router::new()
         .route(
             "/me",
@@ -183,7 +184,7 @@ async fn key_expires_when_the_clock_reaches_its_deadline() {
         .inner
         .update(stored.with_expires_at(deadline))
         .unwrap();
-    let app = fx.app(fx.layer().with_clock(clock.clone()));
+    let app = fx.app(fx.keygate().with_clock(clock.clone()).layer());
     let header = [("x-api-key", fx.secret().as_bytes())];
 
     assert_eq!(send(app.clone(), &header).await.status, StatusCode::OK);
@@ -284,7 +285,9 @@ async fn repeated_authorization_header_gets_400_invalid_request() {
 #[tokio::test]
 async fn store_error_gets_503_with_retry_after_and_skips_the_handler() {
     let fx = Fixture::new();
-    let layer = ApiKeyLayer::new(FailingStore).with_retry_after(Duration::from_secs(5));
+    let layer = Keygate::read_only(FailingStore)
+        .with_retry_after(Duration::from_secs(5))
+        .layer();
     let reply = send(fx.app(layer), &[("authorization", &bearer(fx.secret()))]).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.header("retry-after"), Some("5"));
@@ -302,7 +305,7 @@ async fn credential_header_is_removed_before_the_handler() {
 #[tokio::test]
 async fn credential_header_is_kept_when_stripping_is_off() {
     let fx = Fixture::new();
-    let layer = fx.layer().with_strip_credential(false);
+    let layer = fx.keygate().with_strip_credential(false).layer();
     let reply = send(fx.app(layer), &[("x-api-key", fx.secret().as_bytes())]).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.body.contains("x-api-key"));
@@ -311,7 +314,7 @@ async fn credential_header_is_kept_when_stripping_is_off() {
 #[tokio::test]
 async fn configured_realm_is_named_in_challenges() {
     let fx = Fixture::new();
-    let layer = fx.layer().with_realm("billing").unwrap();
+    let layer = fx.keygate().with_realm("billing").unwrap().layer();
     let reply = send(fx.app(layer), &[]).await;
     assert_eq!(
         reply.header("www-authenticate"),
@@ -323,13 +326,14 @@ async fn configured_realm_is_named_in_challenges() {
 async fn rejection_hook_shapes_the_response() {
     let fx = Fixture::new();
     let layer = fx
-        .layer()
+        .keygate()
         .with_rejection_response(|rejection, mut response| {
             if matches!(rejection, Rejection::Missing) {
                 *response.body_mut() = Bytes::from_static(b"see https://example.com/docs/auth");
             }
             response
-        });
+        })
+        .layer();
     let reply = send(fx.app(layer), &[]).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.body, "see https://example.com/docs/auth");
@@ -348,10 +352,11 @@ fn anonymous_app(fx: &Fixture) -> Router {
             get(|identity: Identity| async move { identity.user().to_owned() }),
         )
         .layer(
-            fx.layer()
+            fx.keygate()
                 .with_anonymous(true)
                 .with_realm("public")
-                .unwrap(),
+                .unwrap()
+                .layer(),
         )
 }
 
@@ -417,8 +422,9 @@ async fn layer_wraps_a_plain_tower_service_with_its_own_body_type() {
 #[tokio::test(start_paused = true)]
 async fn hung_store_gets_503_after_the_store_timeout() {
     let fx = Fixture::new();
-    let layer =
-        ApiKeyLayer::new(common::HangingStore).with_store_timeout(Duration::from_millis(250));
+    let layer = Keygate::read_only(common::HangingStore)
+        .with_store_timeout(Duration::from_millis(250))
+        .layer();
     let started = tokio::time::Instant::now();
     let reply = send(fx.app(layer), &[("authorization", &bearer(fx.secret()))]).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -430,7 +436,7 @@ async fn hung_store_gets_503_after_the_store_timeout() {
 #[tokio::test]
 async fn panicking_store_gets_503_and_the_service_keeps_serving() {
     let fx = Fixture::new();
-    let app = fx.app(ApiKeyLayer::new(common::PanickingStore));
+    let app = fx.app(Keygate::read_only(common::PanickingStore).layer());
     for _ in 0..2 {
         let reply = send(app.clone(), &[("authorization", &bearer(fx.secret()))]).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -441,7 +447,7 @@ async fn panicking_store_gets_503_and_the_service_keeps_serving() {
 #[tokio::test]
 async fn kept_credential_header_is_marked_sensitive() {
     let fx = Fixture::new();
-    let layer = fx.layer().with_strip_credential(false);
+    let layer = fx.keygate().with_strip_credential(false).layer();
     let app = Router::new()
         .route(
             "/me",

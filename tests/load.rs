@@ -15,7 +15,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use keygate::{KeyFormat, KeyManager, MemoryStore, NewKey, Scopes};
+use keygate::{KeyFormat, KeyManager, Keygate, MemoryStore, NewKey, Scopes};
 use tokio::net::{TcpListener, TcpStream};
 
 const CONNECTIONS: usize = 64;
@@ -120,14 +120,15 @@ async fn connection(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_keys_on_64_connections_get_their_statuses_and_no_5xx() {
-    let manager =
-        KeyManager::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("kg_live").unwrap());
+    let keygate =
+        Keygate::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("kg_live").unwrap());
+    let manager = keygate.manager();
     manager
         .create(NewKey::new("admin", "admin").with_scopes(Scopes::new([app::KEYS_WRITE]).unwrap()))
         .await
         .unwrap();
     let kinds = Arc::new(mix(&manager).await);
-    let (app, _auth) = app::router(manager).unwrap();
+    let (app, _keygate) = app::router(&keygate).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

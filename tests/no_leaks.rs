@@ -16,8 +16,8 @@ use axum::routing::get;
 use common::{FailingStore, send_to};
 use http::{HeaderValue, StatusCode};
 use keygate::{
-    ApiKey, ApiKeyLayer, AuditEvent, AuditSink, Identity, KeyFormat, KeyGenerator, KeyManager,
-    KeyRecord, KeySource, ManualClock, MemoryStore, NewKey, Scopes, SpaceResolver, TracingSink,
+    ApiKey, ApiKeyLayer, AuditEvent, AuditSink, Identity, KeyFormat, KeyGenerator, KeyRecord,
+    KeySource, Keygate, ManualClock, MemoryStore, NewKey, Scopes, SpaceResolver, TracingSink,
 };
 
 /// Everything every thread logged since the first test started, at every level.
@@ -112,7 +112,8 @@ fn app(layer: ApiKeyLayer) -> Router {
 async fn no_log_line_at_trace_holds_key_material() {
     logs();
     let clock = ManualClock::new(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
-    let manager = KeyManager::new(MemoryStore::new()).with_clock(clock.clone());
+    let keygate = Keygate::new(MemoryStore::new()).with_clock(clock.clone());
+    let manager = keygate.manager();
     let create = |new: NewKey| {
         let manager = &manager;
         async move { manager.create(new).await.unwrap().key }
@@ -132,12 +133,13 @@ async fn no_log_line_at_trace_holds_key_material() {
     let wrong = wrong_secret(&admin);
 
     let (sink, events) = signalling_sink();
-    let layer = manager
-        .layer()
+    let layer = keygate
+        .clone()
         .with_sources([KeySource::bearer(), KeySource::header("x-api-key").unwrap()])
         .unwrap()
         .with_space_resolver(SpaceResolver::path_prefix("/spaces/").unwrap())
-        .with_audit_sink(sink, 1024);
+        .with_audit_sink(sink, 1024)
+        .layer();
     let app = app(layer);
 
     let bearer = |key: &ApiKey| format!("Bearer {}", key.expose_secret());
@@ -251,7 +253,9 @@ async fn store_failures_log_no_key_material() {
     logs();
     let key = KeyGenerator::default().generate().unwrap();
     let (sink, events) = signalling_sink();
-    let layer = ApiKeyLayer::new(FailingStore).with_audit_sink(sink, 16);
+    let layer = Keygate::read_only(FailingStore)
+        .with_audit_sink(sink, 16)
+        .layer();
     let reply = send_to(
         app(layer),
         "/me",
@@ -271,7 +275,8 @@ async fn store_failures_log_no_key_material() {
 #[tokio::test]
 async fn no_debug_output_holds_key_material() {
     let store = MemoryStore::new();
-    let manager = KeyManager::new(store.clone());
+    let keygate = Keygate::new(store.clone());
+    let manager = keygate.manager();
     let created = manager
         .create(NewKey::new("alice", "ci").with_space("s1"))
         .await
@@ -284,12 +289,13 @@ async fn no_debug_output_holds_key_material() {
         .unwrap();
     // A layer that keeps the credential header for the handler, which formats the
     // headers it receives: the layer must have marked the key sensitive.
-    let layer = manager
-        .layer()
+    let layer = keygate
+        .clone()
         .with_sources([KeySource::bearer()])
         .unwrap()
         .with_space_resolver(SpaceResolver::in_handlers())
-        .with_strip_credential(false);
+        .with_strip_credential(false)
+        .layer();
     let service = tower::Layer::layer(
         &layer,
         tower::service_fn(|request: http::Request<()>| async move {
@@ -325,7 +331,8 @@ async fn no_debug_output_holds_key_material() {
 
 #[tokio::test]
 async fn no_error_display_holds_key_material() {
-    let manager = KeyManager::new(MemoryStore::new());
+    let keygate = Keygate::new(MemoryStore::new());
+    let manager = keygate.manager();
     let key = manager
         .create(NewKey::new("alice", "ci"))
         .await
@@ -349,8 +356,8 @@ async fn no_error_display_holds_key_material() {
     // Every rejection the layer builds, as its hook sees it.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hook_seen = seen.clone();
-    let layer = manager
-        .layer()
+    let layer = keygate
+        .clone()
         .with_sources([KeySource::bearer(), KeySource::header("x-api-key").unwrap()])
         .unwrap()
         .with_rejection_response(move |rejection, response| {
@@ -362,7 +369,8 @@ async fn no_error_display_holds_key_material() {
             }
             hook_seen.lock().unwrap().push(chain);
             response
-        });
+        })
+        .layer();
     let wrong = wrong_secret(&key);
     let bearer = format!("Bearer {text}");
     let app = app(layer);
@@ -400,18 +408,20 @@ async fn sqlite_store_logs_at_trace_hold_no_key_material() {
     logs();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-    let manager = KeyManager::new(keygate::SqliteStore::connect(&url).await.unwrap());
+    let keygate = Keygate::new(keygate::SqliteStore::connect(&url).await.unwrap());
+    let manager = keygate.manager();
     let created = manager
         .create(NewKey::new("alice", "sql"))
         .await
         .unwrap()
         .key;
     let (sink, events) = signalling_sink();
-    let layer = manager
-        .layer()
+    let layer = keygate
+        .clone()
         .with_sources([KeySource::bearer()])
         .unwrap()
-        .with_audit_sink(sink, 16);
+        .with_audit_sink(sink, 16)
+        .layer();
     let app = app(layer);
     let wrong = wrong_secret(&created);
     for key in [&created, &wrong] {

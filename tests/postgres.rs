@@ -11,21 +11,22 @@ use axum::Router;
 use axum::routing::get;
 use common::send;
 use http::StatusCode;
-use keygate::{CachedStore, Identity, KeyManager, KeySource, NewKey};
+use keygate::{CachedStore, Identity, KeyManager, KeySource, KeyStoreWrite, Keygate, NewKey};
 
 keygate::store_conformance!(pg::fresh_store());
 
-fn app(manager: &KeyManager) -> Router {
+fn app<S: KeyStoreWrite>(keygate: &Keygate<S>) -> Router {
     Router::new()
         .route(
             "/me",
             get(|identity: Identity| async move { identity.user().to_owned() }),
         )
         .layer(
-            manager
-                .layer()
+            keygate
+                .clone()
                 .with_sources([KeySource::header("x-api-key").unwrap()])
-                .unwrap(),
+                .unwrap()
+                .layer(),
         )
 }
 
@@ -38,15 +39,17 @@ async fn status(app: &Router, key: &str) -> StatusCode {
 #[tokio::test]
 async fn keys_survive_a_new_pool_on_the_same_database() {
     let first = pg::fresh_store().await;
-    let created = KeyManager::new(first.clone())
+    let keygate_created = Keygate::new(first.clone());
+    let created = keygate_created
+        .manager()
         .create(NewKey::new("alice", "k"))
         .await
         .unwrap();
     first.pool().close().await;
     let second = pg::store_in(&pg::schema_of(&first)).await;
-    let manager = KeyManager::new(second);
+    let keygate = Keygate::new(second);
     assert_eq!(
-        status(&app(&manager), created.key.expose_secret()).await,
+        status(&app(&keygate), created.key.expose_secret()).await,
         StatusCode::OK
     );
 }
@@ -78,8 +81,9 @@ async fn instance_on(store: keygate::PgStore) -> Instance {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let manager = KeyManager::new(cached);
-    let app = app(&manager);
+    let keygate = Keygate::new(cached);
+    let manager = keygate.manager();
+    let app = app(&keygate);
     Instance {
         manager,
         app,
@@ -201,12 +205,14 @@ async fn store_and_listener_recover_after_their_connections_are_cut() {
 #[tokio::test]
 async fn last_used_is_written_to_postgres_in_one_batch() {
     let store = pg::fresh_store().await;
-    let manager = KeyManager::new(store.clone());
+    let keygate = Keygate::new(store.clone());
+    let manager = keygate.manager();
     let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
-    let auth = manager
-        .layer()
+    let auth = keygate
+        .clone()
         .with_sources([KeySource::header("x-api-key").unwrap()])
-        .unwrap();
+        .unwrap()
+        .layer();
     let app = Router::new()
         .route("/me", get(|| async { "ok" }))
         .layer(auth.clone());

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use keygate::{
-    ApiKey, ApiKeyLayer, ApiKeyService, Identity, KeyFormat, KeyGenerator, KeyHasher, KeySource,
+    ApiKey, ApiKeyService, Identity, KeyFormat, KeyGenerator, KeyHasher, KeySource, Keygate,
     MalformedKey, MemoryStore, NoAudit, StoredKey,
 };
 use proptest::prelude::*;
@@ -31,12 +31,13 @@ fn service_with(key: &ApiKey, format: KeyFormat, hasher: KeyHasher) -> ApiKeySer
             .to_owned();
         async move { Ok(Response::new(user.into_bytes())) }
     });
-    ApiKeyLayer::new(store)
+    Keygate::read_only(store)
         .with_sources([KeySource::bearer(), KeySource::header("x-api-key").unwrap()])
         .unwrap()
         .with_format(format)
         .with_hasher(hasher)
         .with_audit_sink(NoAudit, 1)
+        .layer()
         .layer(Handler::new(handler))
 }
 

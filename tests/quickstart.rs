@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use keygate::{KeyFormat, KeyManager, ManualClock, MemoryStore, NewKey, Scopes};
+use keygate::{KeyFormat, KeyManager, Keygate, ManualClock, MemoryStore, NewKey, Scopes};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -24,14 +24,15 @@ struct Demo {
 
 async fn demo() -> Demo {
     let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let manager = KeyManager::new(MemoryStore::new())
+    let keygate = Keygate::new(MemoryStore::new())
         .with_format(KeyFormat::with_prefix("kg_live").unwrap())
         .with_clock(clock.clone());
+    let manager = keygate.manager();
     let admin = manager
         .create(NewKey::new("admin", "admin").with_scopes(Scopes::new([app::KEYS_WRITE]).unwrap()))
         .await
         .unwrap();
-    let (app, _auth) = app::router(manager.clone()).unwrap();
+    let (app, _keygate) = app::router(&keygate).unwrap();
     Demo {
         app,
         clock,

@@ -6,13 +6,14 @@ use axum::Router;
 use axum::routing::get;
 use common::send;
 use http::StatusCode;
-use keygate::{KeyManager, KeySource, NewKey, SqliteStore};
+use keygate::{KeySource, Keygate, NewKey, SqliteStore};
 
-fn app(manager: &KeyManager) -> (Router, keygate::ApiKeyLayer) {
-    let auth = manager
-        .layer()
+fn app(keygate: &Keygate<SqliteStore>) -> (Router, keygate::ApiKeyLayer) {
+    let auth = keygate
+        .clone()
         .with_sources([KeySource::header("x-api-key").unwrap()])
-        .unwrap();
+        .unwrap()
+        .layer();
     let app = Router::new()
         .route("/me", get(|| async { "ok" }))
         .layer(auth.clone());
@@ -24,16 +25,18 @@ async fn keys_and_usage_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keys.db").display());
 
-    let first = KeyManager::new(SqliteStore::connect(&url).await.unwrap());
+    let keygate_first = Keygate::new(SqliteStore::connect(&url).await.unwrap());
+    let first = keygate_first.manager();
     let created = first.create(NewKey::new("alice", "k")).await.unwrap();
     let header = [("x-api-key", created.key.expose_secret().as_bytes())];
-    let (app_one, auth_one) = app(&first);
+    let (app_one, auth_one) = app(&keygate_first);
     assert_eq!(send(app_one, &header).await.status, StatusCode::OK);
     auth_one.flush_usage().await.unwrap();
-    drop((first, auth_one));
+    drop((first, auth_one, keygate_first));
 
-    let second = KeyManager::new(SqliteStore::connect(&url).await.unwrap());
-    let (app_two, _) = app(&second);
+    let keygate_second = Keygate::new(SqliteStore::connect(&url).await.unwrap());
+    let second = keygate_second.manager();
+    let (app_two, _) = app(&keygate_second);
     assert_eq!(send(app_two, &header).await.status, StatusCode::OK);
     let record = second.get(&created.record.id()).await.unwrap();
     assert_eq!(record.use_count, 1);

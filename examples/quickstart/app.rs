@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use keygate::{
-    Actor, ApiKey, ApiKeyLayer, ConfigError, Identity, KeyId, KeyManager, KeyRecord, KeySource,
-    ManageError, NewKey, Scopes, SpaceResolver,
+    Actor, ApiKey, ConfigError, Identity, KeyId, KeyManager, KeyRecord, KeySource, KeyStoreWrite,
+    Keygate, ManageError, NewKey, Scopes, SpaceResolver,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -19,25 +19,25 @@ use serde_json::{Value, json};
 /// The scope that `/keys` requires.
 pub const KEYS_WRITE: &str = "keys:write";
 
-/// The app and the layer guarding it (keep the layer to flush usage at shutdown).
-pub fn router(manager: KeyManager) -> Result<(Router, ApiKeyLayer), ConfigError> {
-    let auth = manager
-        .layer()
+/// The app, and the configuration behind it (keep it to flush usage at shutdown).
+pub fn router<S: KeyStoreWrite>(keygate: &Keygate<S>) -> Result<(Router, Keygate<S>), ConfigError> {
+    let keygate = keygate
+        .clone()
         .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?
         .with_space_resolver(SpaceResolver::path_prefix("/spaces/")?);
     let keys = Router::new()
         .route("/keys", post(create_key).get(list_keys))
         .route("/keys/{id}/regenerate", post(regenerate_key))
         .route("/keys/{id}", delete(revoke_key))
-        .route_layer(auth.require_scope(KEYS_WRITE)?);
+        .route_layer(keygate.require_scope(KEYS_WRITE)?);
     let app = Router::new()
         .merge(keys)
         .route("/me", get(me))
         .route("/spaces/{space}/items", get(space_items))
-        .layer(auth.clone())
+        .layer(keygate.layer())
         .route("/health", get(health))
-        .with_state(manager);
-    Ok((app, auth))
+        .with_state(keygate.manager());
+    Ok((app, keygate))
 }
 
 async fn health() -> Json<Value> {

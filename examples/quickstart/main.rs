@@ -24,7 +24,7 @@ mod app;
 use std::error::Error;
 use std::sync::Arc;
 
-use keygate::{KeyFormat, KeyManager, KeyStoreWrite, MemoryStore, NewKey, Scopes};
+use keygate::{KeyFormat, KeyStoreWrite, Keygate, MemoryStore, NewKey, Scopes};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -41,18 +41,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .ok()
         .filter(|url| !url.is_empty());
     let (store, _keep) = open_store(database.as_deref()).await?;
-    let manager =
-        KeyManager::from_shared_store(store).with_format(KeyFormat::with_prefix("kg_live")?);
+    let keygate = Keygate::new(store).with_format(KeyFormat::with_prefix("kg_live")?);
 
     // The admin key: user-wide and allowed to manage keys. Its plaintext is printed once
     // and never kept; the store holds only its hash.
-    let admin = manager
+    let admin = keygate
+        .manager()
         .create(
             NewKey::new("admin", "quickstart admin").with_scopes(Scopes::new([app::KEYS_WRITE])?),
         )
         .await?;
 
-    let (router, auth) = app::router(manager)?;
+    let (router, keygate) = app::router(&keygate)?;
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
@@ -88,7 +88,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         })
         .await?;
     // Write the last uses before leaving.
-    auth.flush_usage().await?;
+    keygate.flush_usage().await?;
     Ok(())
 }
 

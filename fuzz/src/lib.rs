@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use keygate::{
-    ApiKey, ApiKeyLayer, ApiKeyService, KeyFormat, KeyGenerator, KeyHasher, KeyId, KeySource,
-    KeyStore, MalformedKey, MemoryStore, StoreError, StoredKey,
+    ApiKey, ApiKeyService, KeyFormat, KeyGenerator, KeyHasher, KeyId, KeySource, KeyStore, Keygate,
+    MalformedKey, MemoryStore, StoreError, StoredKey,
 };
 use tower::{Layer, ServiceExt};
 
@@ -38,8 +38,7 @@ pub const EXPIRED_KEY: &str =
     "kg_SkLE7nlKhTBVbgqxfjFDfo1vqo20nVPAXr0N5RYCuAJ91fSOwLqVxA6QS5Gj2KLh43oIBG";
 
 /// The documented bodies (shared/DESIGN.md, contract 4): one per kind of rejection.
-pub const BODY_MISSING: &str =
-    r#"{"error":"unauthorized","error_description":"an API key is required"}"#;
+pub const BODY_MISSING: &str = r#"{"error":"unauthorized","error_description":"an API key is required: send it as Authorization: Bearer <key>, or in the x-api-key header, or in the x-undb-api-token header"}"#;
 pub const BODY_INVALID: &str =
     r#"{"error":"invalid_token","error_description":"the API key is invalid, expired or revoked"}"#;
 pub const BODY_AMBIGUOUS: &str =
@@ -411,13 +410,14 @@ impl Path {
             }
             async move { Ok(Response::new(body.into_bytes())) }
         });
-        let layer = ApiKeyLayer::new(store.clone())
+        let layer = Keygate::read_only(store.clone())
             .with_sources([
                 KeySource::bearer(),
                 KeySource::header("x-api-key").expect("valid name"),
                 KeySource::header("x-undb-api-token").expect("valid name"),
             ])
-            .expect("distinct sources");
+            .expect("distinct sources")
+            .layer();
         Self {
             service: layer.layer(Inner::new(inner)),
             finds: store.finds,

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use crate::identity::{Identity, Scopes};
+use crate::identity::Identity;
+use crate::manage::error::ManageError;
 use crate::record::KeyRecord;
-
-use super::ManageError;
+use crate::scopes::Scopes;
 
 /// Who is acting on keys through [`KeyManager`](crate::KeyManager)'s `*_as` methods: a
 /// person signed in to your app, or a verified API key acting for its user.

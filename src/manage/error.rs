@@ -1,7 +1,7 @@
 //! [`ManageError`]: why a lifecycle operation was refused or failed.
 
-use crate::generate::GenerateError;
-use crate::store::StoreError;
+use crate::key::generate::GenerateError;
+use crate::store::error::StoreError;
 
 /// A lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]

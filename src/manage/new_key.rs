@@ -2,9 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::identity::Scopes;
-
-use super::ManageError;
+use crate::manage::error::ManageError;
+use crate::scopes::Scopes;
 
 /// What to create: owner, name, and optionally space, scopes and expiry.
 #[derive(Debug, Clone)]
@@ -97,7 +96,43 @@ impl NewKey {
     }
 }
 
-/// 1 to `max` bytes, not blank, no control characters.
+/// 1 to `max` bytes, not blank, no control characters, and nothing invisible or
+/// direction-changing that would make a listing show other text than is stored.
 pub(super) fn is_text(value: &str, max: usize) -> bool {
-    !value.trim().is_empty() && value.len() <= max && !value.chars().any(char::is_control)
+    !value.trim().is_empty()
+        && value.len() <= max
+        && !value.chars().any(|c| c.is_control() || is_format(c))
+}
+
+/// Unicode format characters a name has no use for: zero-width and joining characters,
+/// bidirectional controls, the soft hyphen and the byte-order mark.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_bidi_or_invisible_characters_are_refused() {
+        for name in ["\u{202E}gnp.exe", "\u{200B}", "a\u{2066}b", "\u{FEFF}key"] {
+            let new = NewKey::new("alice", name);
+            assert!(
+                matches!(new.validate(), Err(ManageError::Invalid(_))),
+                "{name:?}"
+            );
+        }
+        assert!(NewKey::new("alice", "ci déploiement 🚀").validate().is_ok());
+    }
 }

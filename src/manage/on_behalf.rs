@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use crate::key::KeyId;
+use crate::key::id::KeyId;
+use crate::manage::actor::{Actor, Standing};
+use crate::manage::error::ManageError;
+use crate::manage::manager::{CreatedKey, KeyManager, Owner};
+use crate::manage::new_key::{Expiry, NewKey};
 use crate::record::KeyRecord;
-use crate::store::Page;
-
-use super::actor::Standing;
-use super::new_key::Expiry;
-use super::{Actor, CreatedKey, KeyManager, ManageError, NewKey, Owner};
+use crate::store::page::Page;
 
 impl KeyManager {
     /// What the store says about `actor` now: a key actor must still be valid, and must
@@ -86,7 +86,7 @@ impl KeyManager {
     }
 
     /// The keys `actor` owns: its user's keys, and only those of its space when it is a key
-    /// bound to one. At most the cap on keys per owner.
+    /// bound to one, every page of them.
     ///
     /// # Errors
     ///
@@ -94,12 +94,12 @@ impl KeyManager {
     /// error.
     pub async fn list_as(&self, actor: &Actor) -> Result<Vec<KeyRecord>, ManageError> {
         self.standing(actor).await?;
-        let mut records = match actor.space() {
-            Some(space) => self.list_by_space(space).await?,
-            None => self.list_by_user(actor.user()).await?,
+        // Every page: an owner must always see every key it could revoke.
+        let owner = match actor.space() {
+            Some(space) => Owner::Space(space),
+            None => Owner::User(actor.user()),
         };
-        records.retain(|record| actor.owns(record));
-        Ok(records)
+        self.list_all(owner, |record| actor.owns(record)).await
     }
 
     /// One page of the keys of `user`, for `actor`: its own (within its space, for a key
@@ -209,16 +209,15 @@ impl KeyManager {
         self.delete(id).await
     }
 
-    /// Revokes every live key of `user` on behalf of `actor`, which must be an app admin
-    /// (or a person acting on their own keys).
+    /// Revokes every live key of `user` on behalf of `actor`, which must be an app admin:
+    /// revoking keys whose scopes it does not hold is an admin's power, not an owner's.
     ///
     /// # Errors
     ///
     /// [`ManageError::NotAdmin`], or as [`KeyManager::revoke_all_for_user`].
     pub async fn revoke_all_as(&self, actor: &Actor, user: &str) -> Result<usize, ManageError> {
         self.standing(actor).await?;
-        let own_person = actor.identity().is_none() && user == actor.user();
-        if !actor.is_app_admin() && !own_person {
+        if !actor.is_app_admin() {
             return Err(ManageError::NotAdmin);
         }
         self.revoke_all_for_user(user).await
@@ -242,14 +241,16 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use super::*;
-    use crate::{Clock, Identity, ManualClock, MemoryStore, Scopes};
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::Keygate;
+    use crate::identity::Identity;
+    use crate::scopes::Scopes;
+    use crate::store::memory::MemoryStore;
 
     fn manager() -> (KeyManager, ManualClock) {
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-        (
-            KeyManager::new(MemoryStore::new()).with_clock(clock.clone()),
-            clock,
-        )
+        let keygate = Keygate::new(MemoryStore::new()).with_clock(clock.clone());
+        (keygate.manager(), clock)
     }
 
     /// A stored key of `alice`, acting.
@@ -513,6 +514,16 @@ mod tests {
         assert!(matches!(result, Err(ManageError::NotAdmin)));
         let admin = Actor::person("root", Scopes::default()).app_admin();
         assert_eq!(manager.revoke_all_as(&admin, "bob").await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_person_cannot_revoke_all_own_keys_past_the_scope_rule() {
+        let (manager, _) = manager();
+        let billing = alices_key(&manager, &["billing"]).await;
+        let alice = Actor::person("alice", Scopes::default());
+        let result = manager.revoke_all_as(&alice, "alice").await;
+        assert!(matches!(result, Err(ManageError::NotAdmin)));
+        assert!(manager.get(&billing).await.unwrap().revoked_at.is_none());
     }
 
     #[tokio::test]

@@ -9,11 +9,15 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use super::invalidations::Invalidations;
-use super::{KeyStore, KeyStoreWrite, Page, StoreError, StoredKey, UsageUpdate};
-use crate::hash::KeyHash;
-use crate::key::KeyId;
+use crate::key::hash::KeyHash;
+use crate::key::id::KeyId;
 use crate::record::KeyRecord;
+use crate::store::error::StoreError;
+use crate::store::invalidations::Invalidations;
+use crate::store::key_store::KeyStore;
+use crate::store::page::Page;
+use crate::store::stored::StoredKey;
+use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
 /// Sizes and lifetimes of a [`CachedStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::key::KeyId;
+use crate::key::id::KeyId;
 
 /// A bounded log of invalidations, by epoch.
 pub(super) struct Invalidations {

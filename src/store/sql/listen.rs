@@ -26,8 +26,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::key::KeyId;
-use crate::store::{CachedStore, KeyStore};
+use crate::key::id::KeyId;
+use crate::store::cached::CachedStore;
+use crate::store::key_store::KeyStore;
 
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LAST_RETRY: Duration = Duration::from_secs(5);

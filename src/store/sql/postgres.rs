@@ -7,15 +7,20 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::listen::{Heartbeat, InvalidationListener};
-use super::{KeyRow, Queries, count, micros, statements as sql, store_error, updated_one};
 use crate::error::ConfigError;
-use crate::hash::KeyHash;
-use crate::key::KeyId;
+use crate::key::hash::KeyHash;
+use crate::key::id::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{
-    CachedStore, KeyStore, KeyStoreWrite, Page, StoreError, StoredKey, UsageUpdate,
-};
+use crate::store::cached::CachedStore;
+use crate::store::error::StoreError;
+use crate::store::key_store::KeyStore;
+use crate::store::page::Page;
+use crate::store::sql::listen::{Heartbeat, InvalidationListener};
+use crate::store::sql::queries::Queries;
+use crate::store::sql::row::{KeyRow, count, micros, store_error, updated_one};
+use crate::store::sql::statements as sql;
+use crate::store::stored::StoredKey;
+use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_0001_keys.sql"))];
 
@@ -33,15 +38,15 @@ pub const DEFAULT_CHANNEL: &str = "keygate_invalidate";
 /// [`PgStore::spawn_invalidation_listener`].
 ///
 /// ```no_run
-/// use keygate::{CachedStore, KeyManager, PgStore};
+/// use keygate::{CachedStore, Keygate, PgStore};
 ///
 /// # async fn run() -> Result<(), keygate::StoreError> {
 /// let store = PgStore::connect("postgres://postgres@127.0.0.1/app").await?;
 /// let cached = CachedStore::new(store.clone());
 /// // Keep the handle: dropping it stops the listener (and turns the cache off).
 /// let _listener = store.spawn_invalidation_listener(&cached);
-/// let manager = KeyManager::new(cached);
-/// let layer = manager.layer();
+/// let keygate = Keygate::new(cached);
+/// let layer = keygate.layer();
 /// # Ok(())
 /// # }
 /// ```

@@ -7,22 +7,28 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{KeyRow, Queries, count, micros, statements as sql, store_error, updated_one};
-use crate::hash::KeyHash;
-use crate::key::KeyId;
+use crate::key::hash::KeyHash;
+use crate::key::id::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStore, KeyStoreWrite, Page, StoreError, StoredKey, UsageUpdate};
+use crate::store::error::StoreError;
+use crate::store::key_store::KeyStore;
+use crate::store::page::Page;
+use crate::store::sql::queries::Queries;
+use crate::store::sql::row::{KeyRow, count, micros, store_error, updated_one};
+use crate::store::sql::statements as sql;
+use crate::store::stored::StoredKey;
+use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_0001_keys.sql"))];
 
 /// Keys in a SQLite database: one file, no server, survives restarts.
 ///
 /// ```no_run
-/// use keygate::{KeyManager, SqliteStore};
+/// use keygate::{Keygate, SqliteStore};
 ///
 /// # async fn run() -> Result<(), keygate::StoreError> {
 /// let store = SqliteStore::connect("sqlite://keys.db").await?; // creates and migrates
-/// let manager = KeyManager::new(store);
+/// let keygate = Keygate::new(store);
 /// # Ok(())
 /// # }
 /// ```

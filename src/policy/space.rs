@@ -15,7 +15,7 @@ type ResolveFn = dyn Fn(&Uri, &HeaderMap) -> Option<String> + Send + Sync;
 /// Names the space a request targets, so that a key bound to one space reaches only that
 /// space.
 ///
-/// With a resolver set ([`ApiKeyLayer::with_space_resolver`](crate::ApiKeyLayer::with_space_resolver)),
+/// With a resolver set ([`Keygate::with_space_resolver`](crate::Keygate::with_space_resolver)),
 /// a key bound to space `a` gets 403 `insufficient_scope` on any request the resolver
 /// names another space for. Keys bound to no space (user-wide keys) pass, for the app's own
 /// membership checks. Requests the resolver names no space for pass too (a space token

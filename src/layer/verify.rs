@@ -4,10 +4,10 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use crate::hash::KeyHash;
 use crate::identity::Identity;
-use crate::reject::InvalidKey;
-use crate::store::StoredKey;
+use crate::key::hash::KeyHash;
+use crate::reject::rejection::InvalidKey;
+use crate::store::stored::StoredKey;
 
 /// Checks a presented hash against what the store returned.
 ///
@@ -39,16 +39,14 @@ pub(crate) fn verify(
     }
     Ok(Verified {
         identity: stored.identity.clone().by_previous_secret(!current),
-        by_previous_secret: !current,
     })
 }
 
-/// A key that passed verification.
+/// A key that passed verification: its identity, marked when the replaced secret of a
+/// regenerated key matched inside its grace period.
 #[derive(Debug)]
 pub(crate) struct Verified {
     pub(crate) identity: Identity,
-    /// The replaced secret of a regenerated key matched, inside its grace period.
-    pub(crate) by_previous_secret: bool,
 }
 
 #[cfg(test)]
@@ -56,8 +54,8 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::key::KeyId;
-    use crate::store::PreviousSecret;
+    use crate::key::id::KeyId;
+    use crate::store::stored::PreviousSecret;
 
     const NOW: Duration = Duration::from_secs(1_000_000);
 
@@ -90,7 +88,6 @@ mod tests {
         let presented = KeyHash::from_bytes([9; 32]);
         let open = with_previous(NOW + Duration::from_secs(1));
         let verified = verify(&open, &presented, || UNIX_EPOCH + NOW).unwrap();
-        assert!(verified.by_previous_secret);
         assert!(verified.identity.is_previous_secret());
         let closed = with_previous(NOW);
         assert_eq!(check(closed, [9; 32]), Err(InvalidKey::WrongSecret));
@@ -100,7 +97,6 @@ mod tests {
     fn current_secret_is_not_reported_as_previous() {
         let stored = with_previous(NOW + Duration::from_secs(1));
         let verified = verify(&stored, &KeyHash::from_bytes([1; 32]), || UNIX_EPOCH + NOW).unwrap();
-        assert!(!verified.by_previous_secret);
         assert!(!verified.identity.is_previous_secret());
     }
 

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use crate::key::KeyId;
-use crate::store::{KeyStoreWrite, StoreError, UsageUpdate};
+use crate::key::id::KeyId;
+use crate::store::error::StoreError;
+use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
 /// Default number of distinct keys held between two flushes.
 pub(crate) const DEFAULT_MAX_KEYS: usize = 100_000;

@@ -4,7 +4,9 @@ use rand::SeedableRng;
 use rand::distr::{Alphanumeric, Distribution};
 use rand::rngs::{StdRng, SysRng};
 
-use crate::key::{ApiKey, KEY_ID_LEN, KeyFormat, KeyId, SECRET_LEN};
+use crate::key::api_key::ApiKey;
+use crate::key::format::{KeyFormat, SECRET_LEN};
+use crate::key::id::{KEY_ID_LEN, KeyId};
 
 /// Makes new keys of one [`KeyFormat`].
 ///

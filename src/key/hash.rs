@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ConfigError;
-use crate::key::ApiKey;
+use crate::key::api_key::ApiKey;
 
 /// Minimum length of an HMAC pepper, in bytes.
 pub const MIN_PEPPER_LEN: usize = 32;

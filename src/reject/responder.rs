@@ -1,4 +1,4 @@
-//! [`Rejection`]: why a request was refused, and the response each reason gets.
+//! [`Responder`]: the response each [`Rejection`] gets.
 //!
 //! Responses follow RFC 6750 §3. Every invalid key, whatever the reason, gets the same
 //! status, challenge and body, so a caller learns nothing about which keys exist; the
@@ -9,116 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::HeaderName;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response};
 
-use crate::audit::Reason;
 use crate::error::ConfigError;
-use crate::key::MalformedKey;
-use crate::store::StoreError;
-
-/// Why the layer refused a request.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Rejection {
-    /// No credential in any configured source: 401 with a bare challenge.
-    Missing,
-    /// A credential that does not authenticate: 401 `invalid_token`.
-    Invalid(InvalidKey),
-    /// More than one credential (a repeated header, or two sources): 400 `invalid_request`.
-    Ambiguous,
-    /// A valid key that does not grant this request: 403 `insufficient_scope`.
-    Forbidden(Insufficient),
-    /// The store failed or timed out: 503 with `Retry-After`.
-    Unavailable(StoreError),
-}
-
-/// What a valid key lacks for a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Insufficient {
-    /// The key is bound to another space than the one the request targets.
-    Space,
-    /// The key lacks this scope.
-    Scope(String),
-}
-
-impl Rejection {
-    /// The HTTP status this rejection is answered with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Missing | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
-            Self::Ambiguous => StatusCode::BAD_REQUEST,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The audit reason: as precise as the layer knows it.
-    pub fn reason(&self) -> Reason {
-        match self {
-            Self::Missing => Reason::Missing,
-            Self::Ambiguous => Reason::Ambiguous,
-            Self::Invalid(InvalidKey::Malformed(malformed)) => Reason::Malformed(*malformed),
-            Self::Invalid(InvalidKey::Unknown) => Reason::Unknown,
-            Self::Invalid(InvalidKey::WrongSecret) => Reason::WrongSecret,
-            Self::Invalid(InvalidKey::Revoked) => Reason::Revoked,
-            Self::Invalid(InvalidKey::Expired) => Reason::Expired,
-            Self::Forbidden(Insufficient::Space) => Reason::WrongSpace,
-            Self::Forbidden(Insufficient::Scope(scope)) => Reason::MissingScope(scope.clone()),
-            Self::Unavailable(StoreError::Timeout(_)) => Reason::StoreTimeout,
-            Self::Unavailable(_) => Reason::StoreError,
-        }
-    }
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing => f.write_str("no API key was presented"),
-            Self::Invalid(reason) => write!(f, "invalid API key: {reason}"),
-            Self::Ambiguous => f.write_str("more than one API key was presented"),
-            Self::Forbidden(Insufficient::Space) => {
-                f.write_str("the API key is bound to another space")
-            }
-            Self::Forbidden(Insufficient::Scope(scope)) => {
-                write!(f, "the API key lacks scope {scope}")
-            }
-            Self::Unavailable(_) => f.write_str("the key store is unavailable"),
-        }
-    }
-}
-
-impl std::error::Error for Rejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Invalid(reason) => Some(reason),
-            Self::Unavailable(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
-/// The precise reason a presented key is invalid. Never sent to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidKey {
-    /// The key failed the format check; the store was not consulted.
-    #[error("malformed: {0}")]
-    Malformed(MalformedKey),
-    /// No key with this id exists.
-    #[error("unknown key id")]
-    Unknown,
-    /// A key with this id exists, but the secret does not match.
-    #[error("wrong secret")]
-    WrongSecret,
-    /// The key was revoked.
-    #[error("revoked")]
-    Revoked,
-    /// The key has expired.
-    #[error("expired")]
-    Expired,
-}
+use crate::reject::rejection::{Insufficient, Rejection};
+use crate::source::KeySource;
 
 /// A function that reshapes a rejection response: it gets the rejection and the default
 /// response, and returns the response to send.
@@ -129,16 +26,31 @@ pub(crate) type RejectionHook =
 #[derive(Clone)]
 pub(crate) struct Responder {
     realm: Box<str>,
+    /// How the client should send its key: what the challenges and the "missing" body name.
+    send: SendKey,
+    /// The challenge without `error=`: `Bearer realm="api"`, or
+    /// `Key realm="api", header="x-api-key"`.
+    head: Box<str>,
     missing: HeaderValue,
     invalid: HeaderValue,
     ambiguous: HeaderValue,
     insufficient: HeaderValue,
+    missing_body: Bytes,
     retry_after: HeaderValue,
     hook: Option<RejectionHook>,
 }
 
-const BODY_MISSING: &str =
-    r#"{"error":"unauthorized","error_description":"an API key is required"}"#;
+/// How a client sends its key, for the challenge and the "missing" body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SendKey {
+    /// `Authorization: Bearer <key>`, maybe besides named headers: the RFC 6750
+    /// challenge, unchanged.
+    Bearer { headers: Vec<HeaderName> },
+    /// Named headers only: Kong's `Key` scheme, with the header named in a `header`
+    /// parameter (RFC 7235 allows any auth-param).
+    Headers(Vec<HeaderName>),
+}
+
 const BODY_INVALID: &str =
     r#"{"error":"invalid_token","error_description":"the API key is invalid, expired or revoked"}"#;
 const BODY_AMBIGUOUS: &str =
@@ -154,10 +66,15 @@ impl Responder {
     pub(crate) fn new(realm: &str) -> Result<Self, ConfigError> {
         let mut responder = Self {
             realm: Box::default(),
+            send: SendKey::Bearer {
+                headers: Vec::new(),
+            },
+            head: Box::default(),
             missing: HeaderValue::from_static(""),
             invalid: HeaderValue::from_static(""),
             ambiguous: HeaderValue::from_static(""),
             insufficient: HeaderValue::from_static(""),
+            missing_body: Bytes::new(),
             retry_after: HeaderValue::from_static("1"),
             hook: None,
         };
@@ -173,11 +90,40 @@ impl Responder {
         if realm.is_empty() || realm.len() > 128 || !printable || realm.contains(['"', '\\']) {
             return Err(ConfigError::InvalidRealm);
         }
+        self.render(realm, self.send.clone())
+    }
+
+    /// Renders the challenges and the "missing" body for the configured key sources.
+    pub(crate) fn set_sources(&mut self, sources: &[KeySource]) -> Result<(), ConfigError> {
+        let headers = sources
+            .iter()
+            .filter(|source| !source.is_bearer())
+            .map(|source| source.header_name().clone())
+            .collect();
+        let send = if sources.iter().any(KeySource::is_bearer) {
+            SendKey::Bearer { headers }
+        } else {
+            SendKey::Headers(headers)
+        };
+        let realm = self.realm.clone();
+        self.render(&realm, send)
+    }
+
+    fn render(&mut self, realm: &str, send: SendKey) -> Result<(), ConfigError> {
+        // Header names are tokens: no quote, backslash or space to escape, in the
+        // challenge's quoted-string or in the JSON body.
+        let head = match &send {
+            SendKey::Bearer { .. } => format!(r#"Bearer realm="{realm}""#),
+            SendKey::Headers(headers) => {
+                let names: Vec<&str> = headers.iter().map(HeaderName::as_str).collect();
+                format!(r#"Key realm="{realm}", header="{}""#, names.join(", "))
+            }
+        };
         let challenge = |error: &str| {
             let value = if error.is_empty() {
-                format!(r#"Bearer realm="{realm}""#)
+                head.clone()
             } else {
-                format!(r#"Bearer realm="{realm}", error="{error}""#)
+                format!(r#"{head}, error="{error}""#)
             };
             HeaderValue::try_from(value).map_err(|_| ConfigError::InvalidRealm)
         };
@@ -185,7 +131,24 @@ impl Responder {
         let invalid = challenge("invalid_token")?;
         let ambiguous = challenge("invalid_request")?;
         let insufficient = challenge("insufficient_scope")?;
+        let mut ways = Vec::new();
+        let named = match &send {
+            SendKey::Bearer { headers } => {
+                ways.push("as Authorization: Bearer <key>".to_owned());
+                headers
+            }
+            SendKey::Headers(headers) => headers,
+        };
+        for header in named {
+            ways.push(format!("in the {header} header"));
+        }
+        self.missing_body = Bytes::from(format!(
+            r#"{{"error":"unauthorized","error_description":"an API key is required: send it {}"}}"#,
+            ways.join(", or ")
+        ));
         self.realm = realm.into();
+        self.send = send;
+        self.head = head.into();
         self.insufficient = insufficient;
         self.missing = missing;
         self.invalid = invalid;
@@ -208,7 +171,7 @@ impl Responder {
     /// The response for `rejection`.
     pub(crate) fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
         let (challenge, body) = match rejection {
-            Rejection::Missing => (Some(self.missing.clone()), BODY_MISSING.into()),
+            Rejection::Missing => (Some(self.missing.clone()), self.missing_body.clone()),
             Rejection::Invalid(_) => (Some(self.invalid.clone()), BODY_INVALID.into()),
             Rejection::Ambiguous => (Some(self.ambiguous.clone()), BODY_AMBIGUOUS.into()),
             Rejection::Forbidden(Insufficient::Space) => {
@@ -218,8 +181,8 @@ impl Responder {
                 // Scope tokens exclude `"`, `\` and controls (see `Scopes`), so they need no
                 // escaping in the quoted-string or the JSON string.
                 let challenge = format!(
-                    r#"Bearer realm="{}", error="insufficient_scope", scope="{scope}""#,
-                    self.realm
+                    r#"{}, error="insufficient_scope", scope="{scope}""#,
+                    self.head
                 );
                 let body = format!(
                     r#"{{"error":"insufficient_scope","error_description":"the API key lacks a required scope","scope":"{scope}"}}"#
@@ -256,6 +219,7 @@ impl fmt::Debug for Responder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Responder")
             .field("realm", &self.realm)
+            .field("send", &self.send)
             .field("retry_after", &self.retry_after)
             .field("hook", &self.hook.as_ref().map(|_| "<fn>"))
             .finish()
@@ -275,7 +239,12 @@ impl axum_core::response::IntoResponse for Rejection {
 
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+
     use super::*;
+    use crate::key::format::MalformedKey;
+    use crate::reject::rejection::InvalidKey;
+    use crate::store::error::StoreError;
 
     fn header(response: &Response<Bytes>, name: http::header::HeaderName) -> &str {
         response.headers()[name].to_str().unwrap()
@@ -288,6 +257,63 @@ mod tests {
         assert_eq!(
             header(&response, WWW_AUTHENTICATE),
             r#"Bearer realm="shop""#
+        );
+    }
+
+    fn header_only() -> Responder {
+        let mut responder = Responder::default();
+        responder
+            .set_sources(&[KeySource::header("x-api-key").unwrap()])
+            .unwrap();
+        responder
+    }
+
+    #[test]
+    fn header_only_sources_get_a_key_challenge_naming_the_header() {
+        let responder = header_only();
+        let missing = responder.respond(&Rejection::Missing);
+        assert_eq!(
+            header(&missing, WWW_AUTHENTICATE),
+            r#"Key realm="api", header="x-api-key""#
+        );
+        let invalid = responder.respond(&Rejection::Invalid(InvalidKey::Unknown));
+        assert_eq!(
+            header(&invalid, WWW_AUTHENTICATE),
+            r#"Key realm="api", header="x-api-key", error="invalid_token""#
+        );
+    }
+
+    #[test]
+    fn the_missing_body_names_the_header_to_send() {
+        let body = header_only().respond(&Rejection::Missing).into_body();
+        assert_eq!(
+            body,
+            r#"{"error":"unauthorized","error_description":"an API key is required: send it in the x-api-key header"}"#
+        );
+    }
+
+    #[test]
+    fn bearer_among_the_sources_keeps_the_rfc_6750_challenge() {
+        let mut responder = Responder::default();
+        responder
+            .set_sources(&[KeySource::bearer(), KeySource::header("x-api-key").unwrap()])
+            .unwrap();
+        let missing = responder.respond(&Rejection::Missing);
+        assert_eq!(header(&missing, WWW_AUTHENTICATE), r#"Bearer realm="api""#);
+        assert_eq!(
+            missing.into_body(),
+            r#"{"error":"unauthorized","error_description":"an API key is required: send it as Authorization: Bearer <key>, or in the x-api-key header"}"#
+        );
+    }
+
+    #[test]
+    fn a_realm_set_after_the_sources_keeps_the_key_scheme() {
+        let mut responder = header_only();
+        responder.set_realm("shop").unwrap();
+        let missing = responder.respond(&Rejection::Missing);
+        assert_eq!(
+            header(&missing, WWW_AUTHENTICATE),
+            r#"Key realm="shop", header="x-api-key""#
         );
     }
 

@@ -1,0 +1,85 @@
+//! [`Context`]: what a layer's decisions need besides the request (how to answer, where to
+//! audit, what time it is), shared with the scope guards and extractors that decide after
+//! it. The layer puts it on every request it lets through, as a [`LayerContext`]
+//! extension of its own, so that [`Identity`] stays plain data.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{Method, Response, Uri};
+
+use crate::audit::event::{AuditEvent, Outcome};
+use crate::audit::queue::AuditLog;
+use crate::clock::Clock;
+use crate::identity::Identity;
+use crate::reject::rejection::Rejection;
+use crate::reject::responder::Responder;
+
+/// How a layer answers and audits.
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub(crate) responder: Responder,
+    /// `None` for [`NoAudit`](crate::NoAudit): then no event is even built.
+    pub(crate) audit: Option<Arc<AuditLog>>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The request extension carrying the context of the layer that let the request through.
+#[derive(Clone)]
+pub(crate) struct LayerContext(pub(crate) Arc<Context>);
+
+impl Context {
+    /// The response for `rejection`.
+    pub(crate) fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
+        self.responder.respond(rejection)
+    }
+
+    /// Audits a decision; `event` is only built when there is a log to take it.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> AuditEvent) {
+        if let Some(audit) = &self.audit {
+            audit.emit(event());
+        }
+    }
+
+    /// Audits a request that went on; skipped when the sink would drop it anyway.
+    pub(crate) fn emit_allowed(&self, event: impl FnOnce() -> AuditEvent) {
+        if let Some(audit) = &self.audit
+            && audit.wants_allowed()
+        {
+            audit.emit(event());
+        }
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Audits and answers a refusal decided after the layer (a scope guard, an extractor).
+    pub(crate) fn deny(
+        &self,
+        rejection: &Rejection,
+        method: &Method,
+        uri: &Uri,
+        identity: Option<&Identity>,
+    ) -> Response<Bytes> {
+        self.emit(|| {
+            let mut event =
+                AuditEvent::new(self.now(), Outcome::Denied(rejection.reason()), method, uri);
+            event.key_id = identity.map(Identity::key_id);
+            event.identity = identity.cloned();
+            event
+        });
+        self.respond(rejection)
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("responder", &self.responder)
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,208 @@
+//! The decision on one request: from a presented key and the store's answer to the
+//! request passed on (with its [`Identity`]) or the response refusing it, audited either
+//! way.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{Request, Response};
+
+use crate::audit::event::{AuditEvent, Outcome};
+use crate::context::LayerContext;
+use crate::identity::Identity;
+use crate::key::hash::KeyHash;
+use crate::key::id::KeyId;
+use crate::layer::shared::Shared;
+use crate::layer::verify::{Verified, verify};
+use crate::policy::space::Target;
+use crate::reject::rejection::{Insufficient, InvalidKey, Rejection};
+use crate::store::error::StoreError;
+use crate::store::stored::StoredKey;
+
+/// A store lookup in flight.
+pub(crate) type LookupFuture =
+    Pin<Box<dyn Future<Output = Result<Option<StoredKey>, StoreError>> + Send>>;
+
+/// The facts about the presented key that the decision needs.
+pub(crate) struct PendingKey {
+    pub(crate) id: KeyId,
+    pub(crate) hash: KeyHash,
+    /// Read from the clock the first time something needs it, then kept, so one decision
+    /// sees one time.
+    now: std::cell::OnceCell<SystemTime>,
+}
+
+impl PendingKey {
+    pub(crate) fn new(id: KeyId, hash: KeyHash) -> Self {
+        Self {
+            id,
+            hash,
+            now: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn now(&self, shared: &Shared) -> SystemTime {
+        *self.now.get_or_init(|| shared.context.now())
+    }
+}
+
+/// A refusal after lookup, with what the audit event needs to say about it.
+struct Denial {
+    rejection: Rejection,
+    identity: Option<Identity>,
+    target: Option<String>,
+}
+
+impl Shared {
+    /// Audits a rejection decided before any lookup, and renders it.
+    pub(crate) fn reject_early<B>(
+        &self,
+        rejection: &Rejection,
+        request: &Request<B>,
+    ) -> Response<Bytes> {
+        self.context
+            .deny(rejection, request.method(), request.uri(), None)
+    }
+
+    /// The store lookup, bounded by the store timeout when a tokio runtime is running.
+    pub(crate) fn lookup(&self, id: KeyId) -> LookupFuture {
+        let store = self.store.clone();
+        #[cfg(feature = "tokio")]
+        if let Some(limit) = self.store_timeout
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            return Box::pin(async move {
+                match tokio::time::timeout(limit, store.find(&id)).await {
+                    Ok(found) => found,
+                    Err(_elapsed) => Err(StoreError::Timeout(limit)),
+                }
+            });
+        }
+        Box::pin(async move { store.find(&id).await })
+    }
+
+    /// Everything after the lookup: verify, confine to the space.
+    fn decide<B>(
+        &self,
+        found: Result<Option<StoredKey>, StoreError>,
+        pending: &PendingKey,
+        request: &Request<B>,
+    ) -> Result<Verified, Denial> {
+        let deny = |rejection, identity, target| Denial {
+            rejection,
+            identity,
+            target,
+        };
+        let stored = match found {
+            Ok(Some(stored)) => stored,
+            // `NotFound` from a lookup is a store's way of saying "no such key".
+            Ok(None) | Err(StoreError::NotFound) => {
+                return Err(deny(Rejection::Invalid(InvalidKey::Unknown), None, None));
+            }
+            Err(error) => return Err(deny(Rejection::Unavailable(error), None, None)),
+        };
+        let verified = match verify(&stored, &pending.hash, || pending.now(self)) {
+            Ok(verified) => verified,
+            Err(invalid) => {
+                return Err(deny(
+                    Rejection::Invalid(invalid),
+                    Some(stored.identity),
+                    None,
+                ));
+            }
+        };
+        if let Some(bound) = verified.identity.space() {
+            let refused = match &self.space {
+                None => {
+                    warn_no_space_policy();
+                    Some(None)
+                }
+                Some(resolver) => match resolver.resolve(request.uri(), request.headers()) {
+                    Target::None if resolver.is_strict() => Some(None),
+                    Target::None => None,
+                    Target::Space(space) if space == bound => None,
+                    Target::Space(space) => Some(Some(space.into_owned())),
+                    Target::Unreadable => Some(None),
+                },
+            };
+            if let Some(target) = refused {
+                let rejection = Rejection::Forbidden(Insufficient::Space);
+                return Err(deny(rejection, Some(verified.identity), target));
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Decides on a looked-up key: the request to pass on, with its identity and this
+    /// layer's context, or the response refusing it. Either way the decision is audited.
+    // Both sides are moved once, straight into the response future; boxing the refusal
+    // would cost an allocation on every rejected request to save a copy.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn admit<B>(
+        &self,
+        found: Result<Option<StoredKey>, StoreError>,
+        key: &PendingKey,
+        mut request: Request<B>,
+    ) -> Result<Request<B>, Response<Bytes>> {
+        match self.decide(found, key, &request) {
+            Ok(verified) => {
+                self.allow(&verified, key, &request);
+                let extensions = request.extensions_mut();
+                extensions.insert(LayerContext(self.context.clone()));
+                extensions.insert::<Identity>(verified.identity);
+                Ok(request)
+            }
+            Err(denial) => {
+                self.context.emit(|| {
+                    let mut event = AuditEvent::new(
+                        key.now(self),
+                        Outcome::Denied(denial.rejection.reason()),
+                        request.method(),
+                        request.uri(),
+                    );
+                    event.key_id = Some(key.id);
+                    event.identity = denial.identity;
+                    event.set_target_space(denial.target);
+                    event
+                });
+                Err(self.context.respond(&denial.rejection))
+            }
+        }
+    }
+
+    /// Records a successful use: audit event and last-used data.
+    fn allow<B>(&self, verified: &Verified, pending: &PendingKey, request: &Request<B>) {
+        let outcome = if verified.identity.is_previous_secret() {
+            Outcome::AllowedByPreviousSecret
+        } else {
+            Outcome::Allowed
+        };
+        self.context.emit_allowed(|| {
+            let mut event =
+                AuditEvent::new(pending.now(self), outcome, request.method(), request.uri());
+            event.key_id = Some(pending.id);
+            event.identity = Some(verified.identity.clone());
+            event
+        });
+        if let Some(usage) = &self.usage {
+            usage.record(pending.id, pending.now(self));
+            #[cfg(feature = "tokio")]
+            usage.start_flusher();
+        }
+    }
+}
+
+/// Says once per process why space-bound keys are being refused.
+fn warn_no_space_policy() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            target: "keygate",
+            "a space-bound key was refused because the layer has no space resolver; \
+             configure Keygate::with_space_resolver (SpaceResolver::in_handlers() if \
+             your handlers check Identity::space themselves)"
+        );
+    });
+}

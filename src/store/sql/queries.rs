@@ -1,0 +1,79 @@
+//! [`Queries`]: the queries both dialects run the same way, over a pool of either.
+
+use crate::key::hash::KeyHash;
+use crate::key::id::KeyId;
+use crate::record::KeyRecord;
+use crate::store::error::StoreError;
+use crate::store::page::Page;
+use crate::store::sql::row::{KeyRow, count, micros, scopes_text, store_error};
+use crate::store::sql::statements;
+
+/// The queries both dialects run the same way, over a pool of either.
+pub(crate) struct Queries<'p, DB: sqlx::Database>(pub(crate) &'p sqlx::Pool<DB>);
+
+impl<DB> Queries<'_, DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'r> KeyRow: sqlx::FromRow<'r, DB::Row>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    /// The row of key `id`.
+    pub(crate) async fn find(&self, id: &KeyId) -> Result<Option<KeyRow>, StoreError> {
+        sqlx::query_as(statements::FIND)
+            .bind(id.as_str())
+            .fetch_optional(self.0)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Inserts a new key.
+    pub(crate) async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
+        let identity = &record.identity;
+        sqlx::query(statements::INSERT)
+            .bind(identity.key_id().as_str())
+            .bind(hash.as_bytes().as_slice())
+            .bind(identity.user())
+            .bind(identity.space())
+            .bind(identity.name())
+            .bind(scopes_text(identity.scopes()))
+            .bind(record.preview.as_str())
+            .bind(micros(record.created_at))
+            .bind(record.expires_at.map(micros))
+            .bind(record.revoked_at.map(micros))
+            .bind(record.last_used_at.map(micros))
+            .bind(count(record.use_count))
+            .execute(self.0)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The page of records a listing query returns for `value`.
+    pub(crate) async fn list(
+        &self,
+        query: &'static str,
+        value: &str,
+        page: Page,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let (after_time, after_id) = match &page.after {
+            Some(cursor) => (micros(cursor.created_at), cursor.id.as_str()),
+            None => (i64::MIN, ""),
+        };
+        let rows: Vec<KeyRow> = sqlx::query_as(query)
+            .bind(value)
+            .bind(after_time)
+            .bind(after_id)
+            .bind(i64::try_from(page.limit).unwrap_or(i64::MAX))
+            .fetch_all(self.0)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+}
