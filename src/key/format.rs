@@ -121,6 +121,20 @@ impl KeyFormat {
         id.copy_from_slice(&body[..KEY_ID_LEN]);
         Ok(KeyId::from_alphanumeric(id))
     }
+
+    /// The prefix of `bytes` when they are a well-formed key of *another* format: a valid
+    /// prefix, `_`, an alphanumeric body of the right length and a matching checksum. A
+    /// typo or a random string is not one; a key made with another prefix is.
+    pub(crate) fn foreign_prefix(bytes: &[u8]) -> Option<&str> {
+        let head_len = bytes.len().checked_sub(BODY_LEN)?;
+        let (head, body) = bytes.split_at(head_len);
+        let prefix = std::str::from_utf8(head.strip_suffix(b"_")?).ok()?;
+        Self::with_prefix(prefix).ok()?;
+        let (signed, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+        let well_formed =
+            all_alphanumeric(body) && decode_checksum(checksum) == Some(crc32fast::hash(signed));
+        well_formed.then_some(prefix)
+    }
 }
 
 impl Default for KeyFormat {
@@ -199,6 +213,25 @@ mod tests {
         let typo = if &text[30..31] == "y" { "z" } else { "y" };
         text.replace_range(30..31, typo);
         assert_eq!(format.check(&text), Err(MalformedKey::Checksum));
+    }
+
+    #[test]
+    fn a_key_of_another_format_is_recognised_with_its_prefix() {
+        let other = key(&KeyFormat::with_prefix("acme_live").unwrap());
+        assert_eq!(
+            KeyFormat::foreign_prefix(other.as_bytes()),
+            Some("acme_live")
+        );
+    }
+
+    #[test]
+    fn a_typo_or_a_random_string_has_no_foreign_prefix() {
+        let mut typo = key(&KeyFormat::with_prefix("acme").unwrap());
+        let changed = if &typo[20..21] == "y" { "z" } else { "y" };
+        typo.replace_range(20..21, changed);
+        assert_eq!(KeyFormat::foreign_prefix(typo.as_bytes()), None);
+        assert_eq!(KeyFormat::foreign_prefix(b"Bearer"), None);
+        assert_eq!(KeyFormat::foreign_prefix(&[b'x'; 90]), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::context::LayerContext;
+use crate::key::format::{KeyFormat, MalformedKey};
 use crate::layer::decide::PendingKey;
 use crate::layer::future::{Pending, ResponseFuture};
 use crate::layer::shared::Shared;
@@ -98,6 +99,9 @@ where
         let id = match shared.format.check_bytes(presented.token) {
             Ok(id) => id,
             Err(malformed) => {
+                if malformed == MalformedKey::Prefix {
+                    warn_foreign_format(&shared.format, presented.token);
+                }
                 let rejection = Rejection::Invalid(InvalidKey::Malformed(malformed));
                 return ResponseFuture::rejected(shared.reject_early(&rejection, &request));
             }
@@ -140,4 +144,28 @@ where
         };
         ResponseFuture::lookup(lookup, pending)
     }
+}
+
+/// Says once per process that a well-formed key of another format reached the layer:
+/// almost always a layer and a manager configured apart, which refuses every valid key.
+fn warn_foreign_format(format: &KeyFormat, token: &[u8]) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if WARNED.is_completed() {
+        return;
+    }
+    let Some(foreign) = KeyFormat::foreign_prefix(token) else {
+        return;
+    };
+    WARNED.call_once(|| {
+        tracing::warn!(
+            target: "keygate",
+            foreign_prefix = foreign,
+            accepted_prefix = format.prefix(),
+            "a well-formed key of another format was refused: this layer accepts prefix \
+             {:?}, the key has {:?}. Build the layer and the manager from one Keygate \
+             (Keygate::layer, Keygate::manager) so that they agree on the format",
+            format.prefix(),
+            foreign
+        );
+    });
 }
