@@ -128,6 +128,15 @@ pub use store::{
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::{DEFAULT_CHANNEL, Heartbeat, InvalidationListener, PgStore};
 
+/// One key as a SQL query returns it, and the time type SQL stores use.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use store::sql::{row::KeyRow, types::Timestamp};
+
+/// The `#[async_trait]` attribute the store traits are written with, so that implementing
+/// them needs no dependency of your own.
+pub use async_trait::async_trait;
+
 /// The sqlx this crate was built with, for building pools and options of the same
 /// version as [`SqliteStore`] and [`PgStore`] expect.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -1,44 +1,166 @@
-//! The conformance suite for [`KeyStore`](crate::KeyStore) + [`KeyStoreWrite`]
+//! The conformance suite for [`KeyStore`] + [`KeyStoreWrite`]
 //! implementations.
 //!
 //! Every store that ships with keygate passes it; run it against yours with one macro call
-//! in a test file (your crate needs `tokio` with `macros` and `rt` as a dev-dependency):
+//! (no dependency of yours is needed beyond keygate with feature `testkit`):
 //!
 //! ```no_run
-//! // tests/store_conformance.rs: one #[tokio::test] per check.
-//! // Put your own store here, e.g. `async { my_crate::MyStore::connect_fresh().await }`.
+//! // tests/store_conformance.rs, or a `#[cfg(test)] mod` of a binary crate: one #[test]
+//! // per check. The expression yields a fresh store for each check.
 //! keygate::store_conformance!(async { keygate::MemoryStore::new() });
 //! # fn main() {}
 //! ```
 //!
-//! The expression is evaluated once per check and must yield a fresh, empty store (or at
-//! least one where the checks' random key ids are unknown). Each check is its own
-//! `#[tokio::test]`, named after the behaviour it requires, so a failure says which
-//! contract broke. The checks are also public functions in [`checks`], for harnesses of
-//! your own.
+//! A store whose users and spaces must exist first (a foreign key to your `users` table,
+//! integer ids) says how to make them with a [`Fixture`]:
+//!
+//! ```no_run
+//! # #[cfg(feature = "sqlite")]
+//! # mod conformance {
+//! use keygate::testkit::Fixture;
+//! # type MyStore = keygate::SqliteStore;
+//!
+//! struct Fresh;
+//!
+//! impl Fixture for Fresh {
+//!     type Store = MyStore;
+//!     async fn store(&self) -> MyStore {
+//!         MyStore::connect("sqlite::memory:").await.unwrap()
+//!     }
+//!     async fn user(&self, store: &MyStore) -> String {
+//!         // INSERT INTO users … RETURNING id, as the store's own schema wants it.
+//! #       let _ = store;
+//!         "42".to_owned()
+//!     }
+//! }
+//!
+//! keygate::store_conformance!(fixture = Fresh);
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! Each check is its own `#[test]`, named after the behaviour it requires, so a failure
+//! says which contract broke; each runs on a tokio runtime of its own, with a store of its
+//! own. The checks are also public functions in [`checks`], for harnesses of your own.
+//!
+//! # The contracts
+//!
+//! - **Lookup.** `find` of an id never inserted is `Ok(None)`; of an inserted key, the
+//!   inserted hash and the whole identity (user, space, scopes, name); revoked and expired
+//!   keys are returned with their state set.
+//! - **Insert.** A second insert of a taken id is `Err(Conflict)` and changes nothing.
+//! - **Records.** `record` returns every field as inserted: name, preview, times, usage.
+//! - **Listings.** `list_by_user` returns that user's keys and `list_by_space` that space's,
+//!   revoked ones included, ordered by creation time, then by key id in byte order, oldest
+//!   first; a page holds at most `limit` keys and the next page starts strictly after its
+//!   cursor.
+//! - **Secrets.** `replace_secret` changes hash and preview (name and the rest kept); with
+//!   a deadline the replaced hash comes back as the previous secret, without one no
+//!   previous secret remains; it never undoes a revocation; of an unknown id it is
+//!   `Err(NotFound)`.
+//! - **Revocation.** After `revoke`, `find` reports the key revoked and `record` its time;
+//!   revoking again keeps the first time; of an unknown id it is `Err(NotFound)`.
+//! - **Deletion.** After `delete`, the key is gone from `find`, `record` and listings; of
+//!   an unknown id it is `Err(NotFound)`.
+//! - **Usage.** `record_usage` adds counts and keeps the latest time; unknown ids are
+//!   skipped without failing the batch.
+//! - **Expiry** round-trips.
 //!
 //! Times are compared at whole-second precision: stores may truncate below that.
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::identity::Identity;
+use crate::key::generate::KeyGenerator;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::record::KeyRecord;
 use crate::scopes::Scopes;
 use crate::store::error::StoreError;
+use crate::store::key_store::KeyStore;
 use crate::store::page::Page;
 use crate::store::stored::PreviousSecret;
 use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
-/// Runs every conformance check as its own `#[tokio::test]`.
+/// Where the suite gets a store, and the users and spaces it puts keys under.
 ///
-/// The argument is an expression of type `impl Future<Output = S>` where
+/// Only `store` is required: by default users and spaces are random strings, which any
+/// store with text owner columns accepts.
+// Each check runs on a current-thread runtime of its own, so these futures need not be
+// `Send`; requiring it would refuse stores whose connect futures the compiler cannot
+// prove `Send` (sqlx's).
+#[allow(async_fn_in_trait)]
+pub trait Fixture {
+    /// The store under test.
+    type Store: KeyStoreWrite;
+
+    /// A store in which the suite's random key ids are unknown: a fresh one is simplest.
+    async fn store(&self) -> Self::Store;
+
+    /// A new user that `store` accepts keys for, different on every call.
+    async fn user(&self, store: &Self::Store) -> String {
+        let _ = store;
+        format!("user-{}", fresh_id())
+    }
+
+    /// A new space that `store` accepts keys in, different on every call.
+    async fn space(&self, store: &Self::Store) -> String {
+        let _ = store;
+        format!("space-{}", fresh_id())
+    }
+}
+
+/// A [`Fixture`] from a function that makes a fresh store: what
+/// `store_conformance!(async { … })` builds.
+pub struct Fresh<F>(pub F);
+
+impl<F, Fut, S> Fixture for Fresh<F>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: KeyStoreWrite,
+{
+    type Store = S;
+
+    async fn store(&self) -> S {
+        (self.0)().await
+    }
+}
+
+impl<F> std::fmt::Debug for Fresh<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fresh")
+    }
+}
+
+/// Runs one check to completion on a runtime of its own; what each generated test calls.
+pub fn run(check: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("a tokio runtime for the check: {error}"))
+        .block_on(check);
+}
+
+/// A new key id, as the generator makes them.
+fn fresh_id() -> KeyId {
+    KeyGenerator::default()
+        .generate()
+        .map(|key| key.id())
+        .unwrap_or_else(|error| panic!("randomness unavailable: {error}"))
+}
+
+/// Runs every conformance check as its own `#[test]`.
+///
+/// `store_conformance!(EXPR)`: `EXPR` is an `impl Future<Output = S>` with
 /// `S: KeyStoreWrite`, evaluated afresh for each check.
+///
+/// `store_conformance!(fixture = FIXTURE)`: `FIXTURE` implements [`Fixture`].
 #[macro_export]
 macro_rules! store_conformance {
-    ($make:expr) => {
-        $crate::store_conformance!(@checks $make;
+    (fixture = $fixture:expr) => {
+        $crate::store_conformance!(@checks $fixture;
             find_of_an_unknown_id_is_none,
             inserted_key_is_found_with_its_hash_and_identity,
             insert_of_a_taken_id_is_a_conflict_and_keeps_the_first,
@@ -62,31 +184,28 @@ macro_rules! store_conformance {
             expiry_round_trips,
         );
     };
-    (@checks $make:expr; $($check:ident),* $(,)?) => {
+    ($make:expr) => {
+        $crate::store_conformance!(fixture = $crate::testkit::Fresh(|| $make));
+    };
+    (@checks $fixture:expr; $($check:ident),* $(,)?) => {
         $(
-            #[::tokio::test]
-            async fn $check() {
-                let store = $make.await;
-                $crate::testkit::checks::$check(&store).await;
+            #[test]
+            fn $check() {
+                $crate::testkit::run(async {
+                    $crate::testkit::checks::$check(&$fixture).await;
+                });
             }
         )*
     };
 }
 
-/// The checks, one behaviour each. Each takes a store in which its key ids are unknown.
+/// The checks, one behaviour each (see the module documentation for the contracts).
 pub mod checks {
     use super::*;
 
     /// A time with whole seconds, so that stores that truncate still compare equal.
     fn at(seconds: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000 + seconds)
-    }
-
-    fn fresh_id() -> KeyId {
-        crate::key::generate::KeyGenerator::default()
-            .generate()
-            .map(|key| key.id())
-            .unwrap_or_else(|error| panic!("randomness unavailable: {error}"))
     }
 
     fn hash(byte: u8) -> KeyHash {
@@ -116,19 +235,33 @@ pub mod checks {
         }
     }
 
+    /// A store with one key of a fresh user: the store, the key's id and its user.
+    async fn one_key<F: Fixture>(fixture: &F) -> (F::Store, KeyId, String) {
+        let store = fixture.store().await;
+        let user = fixture.user(&store).await;
+        let id = fresh_id();
+        insert(&store, &record(id, &user, None, 1), hash(1)).await;
+        (store, id, user)
+    }
+
+    fn ids(listed: Result<Vec<KeyRecord>, StoreError>) -> Vec<KeyId> {
+        listed.expect("list").iter().map(KeyRecord::id).collect()
+    }
+
     /// `find` of an id never inserted returns `Ok(None)`.
-    pub async fn find_of_an_unknown_id_is_none<S: KeyStoreWrite + ?Sized>(store: &S) {
+    pub async fn find_of_an_unknown_id_is_none<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
         let found = store.find(&fresh_id()).await.expect("find");
         assert!(found.is_none(), "an unknown id was found: {found:?}");
     }
 
     /// `find` returns the inserted hash and the whole identity.
-    pub async fn inserted_key_is_found_with_its_hash_and_identity<S: KeyStoreWrite + ?Sized>(
-        store: &S,
-    ) {
+    pub async fn inserted_key_is_found_with_its_hash_and_identity<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let (user, space) = (fixture.user(&store).await, fixture.space(&store).await);
         let id = fresh_id();
-        let record = record(id, "alice", Some("space-1"), 1);
-        insert(store, &record, hash(7)).await;
+        let record = record(id, &user, Some(&space), 1);
+        insert(&store, &record, hash(7)).await;
         let found = store
             .find(&id)
             .await
@@ -142,84 +275,70 @@ pub mod checks {
     }
 
     /// A second insert with the same id fails with `Conflict` and changes nothing.
-    pub async fn insert_of_a_taken_id_is_a_conflict_and_keeps_the_first<
-        S: KeyStoreWrite + ?Sized,
-    >(
-        store: &S,
-    ) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
-        let second = store.insert(&record(id, "mallory", None, 2), hash(2)).await;
+    pub async fn insert_of_a_taken_id_is_a_conflict_and_keeps_the_first<F: Fixture>(fixture: &F) {
+        let (store, id, user) = one_key(fixture).await;
+        let other = fixture.user(&store).await;
+        let second = store.insert(&record(id, &other, None, 2), hash(2)).await;
         assert!(
             matches!(second, Err(StoreError::Conflict)),
             "expected Conflict, got {second:?}"
         );
         let found = store.find(&id).await.expect("find").expect("the first key");
-        assert_eq!(found.identity.user(), "alice");
+        assert_eq!(found.identity.user(), user);
         assert_eq!(found.hash, hash(1));
     }
 
     /// `record` returns name, preview, times and usage as inserted.
-    pub async fn record_returns_every_listing_field<S: KeyStoreWrite + ?Sized>(store: &S) {
+    pub async fn record_returns_every_listing_field<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let (user, space) = (fixture.user(&store).await, fixture.space(&store).await);
         let id = fresh_id();
-        let inserted = record(id, "alice", Some("space-1"), 3).with_expires_at(Some(at(100)));
-        insert(store, &inserted, hash(1)).await;
-        let read = read(store, &id).await;
-        assert_eq!(read, inserted);
+        let inserted = record(id, &user, Some(&space), 3).with_expires_at(Some(at(100)));
+        insert(&store, &inserted, hash(1)).await;
+        assert_eq!(read(&store, &id).await, inserted);
     }
 
     /// `list_by_user` returns that user's keys, revoked ones too, oldest first.
-    pub async fn list_by_user_returns_only_that_users_keys_oldest_first<
-        S: KeyStoreWrite + ?Sized,
-    >(
-        store: &S,
-    ) {
-        let user = format!("user-{}", fresh_id());
-        let (old, new, other) = (fresh_id(), fresh_id(), fresh_id());
-        insert(store, &record(new, &user, None, 20), hash(1)).await;
-        insert(store, &record(old, &user, Some("s"), 10), hash(2)).await;
-        insert(store, &record(other, "someone else", None, 15), hash(3)).await;
+    pub async fn list_by_user_returns_only_that_users_keys_oldest_first<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let (user, other) = (fixture.user(&store).await, fixture.user(&store).await);
+        let space = fixture.space(&store).await;
+        let (old, new, others) = (fresh_id(), fresh_id(), fresh_id());
+        insert(&store, &record(new, &user, None, 20), hash(1)).await;
+        insert(&store, &record(old, &user, Some(&space), 10), hash(2)).await;
+        insert(&store, &record(others, &other, None, 15), hash(3)).await;
         store.revoke(&old, at(30)).await.expect("revoke");
-        let listed: Vec<KeyId> = store
-            .list_by_user(&user, Page::first(10))
-            .await
-            .expect("list")
-            .iter()
-            .map(KeyRecord::id)
-            .collect();
+        let listed = ids(store.list_by_user(&user, Page::first(10)).await);
         assert_eq!(listed, [old, new]);
     }
 
     /// `list_by_space` returns the keys bound to that space only.
-    pub async fn list_by_space_returns_only_that_spaces_keys<S: KeyStoreWrite + ?Sized>(store: &S) {
-        let space = format!("space-{}", fresh_id());
+    pub async fn list_by_space_returns_only_that_spaces_keys<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let user = fixture.user(&store).await;
+        let (space, elsewhere) = (fixture.space(&store).await, fixture.space(&store).await);
         let (inside, outside, unbound) = (fresh_id(), fresh_id(), fresh_id());
-        insert(store, &record(inside, "alice", Some(&space), 1), hash(1)).await;
+        insert(&store, &record(inside, &user, Some(&space), 1), hash(1)).await;
         insert(
-            store,
-            &record(outside, "alice", Some("elsewhere"), 2),
+            &store,
+            &record(outside, &user, Some(&elsewhere), 2),
             hash(2),
         )
         .await;
-        insert(store, &record(unbound, "alice", None, 3), hash(3)).await;
-        let listed: Vec<KeyId> = store
-            .list_by_space(&space, Page::first(10))
-            .await
-            .expect("list")
-            .iter()
-            .map(KeyRecord::id)
-            .collect();
+        insert(&store, &record(unbound, &user, None, 3), hash(3)).await;
+        let listed = ids(store.list_by_space(&space, Page::first(10)).await);
         assert_eq!(listed, [inside]);
     }
 
     /// A page holds at most `limit` keys, and the next page starts after the last of them.
-    pub async fn list_pages_resume_after_the_cursor<S: KeyStoreWrite + ?Sized>(store: &S) {
-        let user = format!("user-{}", fresh_id());
-        let mut ids = Vec::new();
+    pub async fn list_pages_resume_after_the_cursor<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let user = fixture.user(&store).await;
+        let mut inserted = Vec::new();
         for created in 1..=5 {
             let id = fresh_id();
-            insert(store, &record(id, &user, None, created), hash(1)).await;
-            ids.push(id);
+            insert(&store, &record(id, &user, None, created), hash(1)).await;
+            inserted.push(id);
         }
         let first = store
             .list_by_user(&user, Page::first(2))
@@ -237,20 +356,19 @@ pub mod checks {
             .iter()
             .map(|page| page.iter().map(KeyRecord::id).collect())
             .collect();
-        assert_eq!(pages, [&ids[0..2], &ids[2..4], &ids[4..5]]);
+        assert_eq!(pages, [&inserted[0..2], &inserted[2..4], &inserted[4..5]]);
     }
 
     /// Keys created at the same instant are listed by key id, in byte order, and the
     /// cursor tells them apart.
-    pub async fn list_orders_keys_created_at_the_same_time_by_id<S: KeyStoreWrite + ?Sized>(
-        store: &S,
-    ) {
-        let space = format!("space-{}", fresh_id());
-        let mut ids: Vec<KeyId> = (0..4).map(|_| fresh_id()).collect();
-        for id in &ids {
-            insert(store, &record(*id, "alice", Some(&space), 7), hash(1)).await;
+    pub async fn list_orders_keys_created_at_the_same_time_by_id<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let (user, space) = (fixture.user(&store).await, fixture.space(&store).await);
+        let mut inserted: Vec<KeyId> = (0..4).map(|_| fresh_id()).collect();
+        for id in &inserted {
+            insert(&store, &record(*id, &user, Some(&space), 7), hash(1)).await;
         }
-        ids.sort();
+        inserted.sort();
         let first = store
             .list_by_space(&space, Page::first(3))
             .await
@@ -260,30 +378,26 @@ pub mod checks {
             .await
             .expect("list");
         let listed: Vec<KeyId> = first.iter().chain(&rest).map(KeyRecord::id).collect();
-        assert_eq!(listed, ids);
+        assert_eq!(listed, inserted);
     }
 
     /// `replace_secret` is seen by the next `find` and `record`.
-    pub async fn replace_secret_changes_the_hash_and_preview<S: KeyStoreWrite + ?Sized>(store: &S) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn replace_secret_changes_the_hash_and_preview<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         store
             .replace_secret(&id, hash(2), "kg_...NEW1", None)
             .await
             .expect("replace");
         let found = store.find(&id).await.expect("find").expect("the key");
         assert_eq!(found.hash, hash(2));
-        let read = read(store, &id).await;
+        let read = read(&store, &id).await;
         assert_eq!(read.preview, "kg_...NEW1");
         assert_eq!(read.identity.name(), "key 1", "the name is kept");
     }
 
     /// With a deadline, the replaced hash comes back from `find` as the previous secret.
-    pub async fn replace_secret_keeps_the_previous_secret_when_given<S: KeyStoreWrite + ?Sized>(
-        store: &S,
-    ) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn replace_secret_keeps_the_previous_secret_when_given<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         store
             .replace_secret(&id, hash(2), "kg_...NEW1", Some(at(500)))
             .await
@@ -297,11 +411,8 @@ pub mod checks {
     }
 
     /// `replace_secret` without a deadline leaves no previous secret, even if one was kept.
-    pub async fn replace_secret_without_previous_drops_the_old_one<S: KeyStoreWrite + ?Sized>(
-        store: &S,
-    ) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn replace_secret_without_previous_drops_the_old_one<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         store
             .replace_secret(&id, hash(2), "kg_...NEW1", Some(at(500)))
             .await
@@ -316,9 +427,8 @@ pub mod checks {
     }
 
     /// `replace_secret` of an unknown id fails with `NotFound`.
-    pub async fn replace_secret_of_an_unknown_id_is_not_found<S: KeyStoreWrite + ?Sized>(
-        store: &S,
-    ) {
+    pub async fn replace_secret_of_an_unknown_id_is_not_found<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
         let result = store
             .replace_secret(&fresh_id(), hash(1), "kg_...0000", None)
             .await;
@@ -329,9 +439,8 @@ pub mod checks {
     }
 
     /// A revoked key stays revoked when its secret is replaced.
-    pub async fn replace_secret_does_not_undo_a_revocation<S: KeyStoreWrite + ?Sized>(store: &S) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn replace_secret_does_not_undo_a_revocation<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         store.revoke(&id, at(5)).await.expect("revoke");
         let _ = store.replace_secret(&id, hash(2), "kg_...NEW1", None).await;
         let found = store.find(&id).await.expect("find").expect("the key");
@@ -339,9 +448,8 @@ pub mod checks {
     }
 
     /// After `revoke` returns, `find` reports the key revoked.
-    pub async fn revoke_is_seen_by_the_next_find<S: KeyStoreWrite + ?Sized>(store: &S) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn revoke_is_seen_by_the_next_find<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         store.revoke(&id, at(5)).await.expect("revoke");
         let found = store
             .find(&id)
@@ -349,22 +457,20 @@ pub mod checks {
             .expect("find")
             .expect("a revoked key is still found");
         assert!(found.revoked);
-        let read = read(store, &id).await;
-        assert_eq!(read.revoked_at, Some(at(5)));
+        assert_eq!(read(&store, &id).await.revoked_at, Some(at(5)));
     }
 
     /// Revoking twice keeps the first time.
-    pub async fn revoke_keeps_the_first_revocation_time<S: KeyStoreWrite + ?Sized>(store: &S) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn revoke_keeps_the_first_revocation_time<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         store.revoke(&id, at(5)).await.expect("revoke");
         store.revoke(&id, at(9)).await.expect("second revoke");
-        let read = read(store, &id).await;
-        assert_eq!(read.revoked_at, Some(at(5)));
+        assert_eq!(read(&store, &id).await.revoked_at, Some(at(5)));
     }
 
     /// `revoke` of an unknown id fails with `NotFound`.
-    pub async fn revoke_of_an_unknown_id_is_not_found<S: KeyStoreWrite + ?Sized>(store: &S) {
+    pub async fn revoke_of_an_unknown_id_is_not_found<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
         let result = store.revoke(&fresh_id(), at(5)).await;
         assert!(
             matches!(result, Err(StoreError::NotFound)),
@@ -373,28 +479,20 @@ pub mod checks {
     }
 
     /// After `delete` returns, the key is gone from `find`, `record` and listings.
-    pub async fn delete_removes_the_key_from_find_and_listings<S: KeyStoreWrite + ?Sized>(
-        store: &S,
-    ) {
-        let user = format!("user-{}", fresh_id());
-        let (gone, kept) = (fresh_id(), fresh_id());
-        insert(store, &record(gone, &user, None, 1), hash(1)).await;
-        insert(store, &record(kept, &user, None, 2), hash(2)).await;
+    pub async fn delete_removes_the_key_from_find_and_listings<F: Fixture>(fixture: &F) {
+        let (store, gone, user) = one_key(fixture).await;
+        let kept = fresh_id();
+        insert(&store, &record(kept, &user, None, 2), hash(2)).await;
         store.delete(&gone).await.expect("delete");
         assert!(store.find(&gone).await.expect("find").is_none());
         assert!(store.record(&gone).await.expect("record").is_none());
-        let listed: Vec<KeyId> = store
-            .list_by_user(&user, Page::first(10))
-            .await
-            .expect("list")
-            .iter()
-            .map(KeyRecord::id)
-            .collect();
+        let listed = ids(store.list_by_user(&user, Page::first(10)).await);
         assert_eq!(listed, [kept]);
     }
 
     /// `delete` of an unknown id fails with `NotFound`.
-    pub async fn delete_of_an_unknown_id_is_not_found<S: KeyStoreWrite + ?Sized>(store: &S) {
+    pub async fn delete_of_an_unknown_id_is_not_found<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
         let result = store.delete(&fresh_id()).await;
         assert!(
             matches!(result, Err(StoreError::NotFound)),
@@ -403,11 +501,8 @@ pub mod checks {
     }
 
     /// Usage batches add their counts and keep the latest time.
-    pub async fn record_usage_adds_counts_and_keeps_the_latest_time<S: KeyStoreWrite + ?Sized>(
-        store: &S,
-    ) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn record_usage_adds_counts_and_keeps_the_latest_time<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         let batch = |count, seconds| UsageUpdate {
             id,
             last_used_at: at(seconds),
@@ -415,15 +510,14 @@ pub mod checks {
         };
         store.record_usage(&[batch(3, 50)]).await.expect("usage");
         store.record_usage(&[batch(4, 40)]).await.expect("usage");
-        let read = read(store, &id).await;
+        let read = read(&store, &id).await;
         assert_eq!(read.use_count, 7);
         assert_eq!(read.last_used_at, Some(at(50)));
     }
 
     /// Usage for unknown ids is skipped without failing the batch.
-    pub async fn record_usage_skips_unknown_ids<S: KeyStoreWrite + ?Sized>(store: &S) {
-        let id = fresh_id();
-        insert(store, &record(id, "alice", None, 1), hash(1)).await;
+    pub async fn record_usage_skips_unknown_ids<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
         let updates = [
             UsageUpdate {
                 id: fresh_id(),
@@ -437,15 +531,16 @@ pub mod checks {
             },
         ];
         store.record_usage(&updates).await.expect("usage");
-        let read = read(store, &id).await;
-        assert_eq!(read.use_count, 2);
+        assert_eq!(read(&store, &id).await.use_count, 2);
     }
 
     /// An expiry comes back from `find` as inserted.
-    pub async fn expiry_round_trips<S: KeyStoreWrite + ?Sized>(store: &S) {
+    pub async fn expiry_round_trips<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let user = fixture.user(&store).await;
         let id = fresh_id();
-        let record = record(id, "alice", None, 1).with_expires_at(Some(at(3600)));
-        insert(store, &record, hash(1)).await;
+        let record = record(id, &user, None, 1).with_expires_at(Some(at(3600)));
+        insert(&store, &record, hash(1)).await;
         let found = store.find(&id).await.expect("find").expect("the key");
         assert_eq!(found.expires_at, Some(at(3600)));
     }

@@ -316,3 +316,40 @@ async fn ten_listener_stalls_in_a_row_leave_lookups_working() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_table_with_integer_times_migrates_to_timestamptz_exactly() {
+    // A database as keygate's first migration left it: times in BIGINT microseconds.
+    let schema = pg::unique_name();
+    let admin = keygate::sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg::url())
+        .await
+        .unwrap();
+    let old = format!(
+        "CREATE SCHEMA {schema}; SET search_path TO {schema}; {} \
+         CREATE TABLE keygate_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL); \
+         INSERT INTO keygate_migrations VALUES (1, 0); \
+         INSERT INTO keygate_keys (id, hash, user_id, name, scopes, preview, created_at, expires_at) \
+         VALUES ('AbCdEfGh12345678', '\\x{}', 'alice', 'k', '', 'kg_...0000', \
+                 1800000000123456, 1900000000654321);",
+        include_str!("../src/store/sql/migrations/postgres_0001_keys.sql"),
+        "00".repeat(32),
+    );
+    keygate::sqlx::raw_sql(&old).execute(&admin).await.unwrap();
+    admin.close().await;
+
+    let store = pg::store_in(&schema).await; // applies migration 2
+    let record = Keygate::new(store)
+        .manager()
+        .get(&keygate::KeyId::parse("AbCdEfGh12345678").unwrap())
+        .await
+        .unwrap();
+    let micros = |at: std::time::SystemTime| {
+        at.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    };
+    assert_eq!(micros(record.created_at), 1_800_000_000_123_456);
+    assert_eq!(micros(record.expires_at.unwrap()), 1_900_000_000_654_321);
+}

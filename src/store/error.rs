@@ -24,8 +24,37 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The outcome of a write of one key by its id: `Ok` when it touched a row,
+    /// [`StoreError::NotFound`] when it touched none (no such key).
+    ///
+    /// ```
+    /// use keygate::StoreError;
+    ///
+    /// assert!(StoreError::one_row(1).is_ok());
+    /// assert!(matches!(StoreError::one_row(0), Err(StoreError::NotFound)));
+    /// ```
+    pub fn one_row(rows_affected: u64) -> Result<(), StoreError> {
+        if rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Wraps a backend's error, keeping it as the source.
     pub fn backend(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self::Backend(error.into())
+    }
+}
+
+/// A sqlx error as a store's: a unique violation is [`StoreError::Conflict`] (a taken key
+/// id), anything else [`StoreError::Backend`], with the driver's error as its source. So a
+/// store over sqlx can use `?` on its queries.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(database) if database.is_unique_violation() => Self::Conflict,
+            _ => Self::backend(error),
+        }
     }
 }

@@ -48,6 +48,18 @@ impl Page {
         }
     }
 
+    /// Where the page starts, as a SQL store binds it: the cursor's creation time and key
+    /// id, or, for the first page, the Unix epoch and the empty string (before every key:
+    /// no stored time is before the epoch and every id sorts after `""`). A page is then
+    /// `WHERE … AND (created_at > $t OR (created_at = $t AND id > $id)) ORDER BY
+    /// created_at, id LIMIT $limit`.
+    pub fn start(&self) -> (SystemTime, &str) {
+        match &self.after {
+            Some(cursor) => (cursor.created_at, cursor.id.as_str()),
+            None => (SystemTime::UNIX_EPOCH, ""),
+        }
+    }
+
     /// Whether a record at `position` belongs after this page's cursor.
     pub fn admits(&self, position: &Cursor) -> bool {
         self.after.is_none_or(|after| *position > after)

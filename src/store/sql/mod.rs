@@ -1,9 +1,11 @@
 //! SQL stores (sqlx): the row they share, its conversions, and embedded migrations.
 //!
 //! Both dialects keep one table, `keygate_keys`, keyed by the key id, with indexes on the
-//! owner and the space. Times are microseconds since the Unix epoch (`BIGINT`), scopes a
-//! space-separated string (scope tokens hold no spaces), so both dialects store the same
-//! values and no date-time feature of sqlx is needed. Every query is parameterized.
+//! owner and the space. Times are PostgreSQL's `TIMESTAMPTZ`, and integer microseconds
+//! since the Unix epoch in SQLite, which has no time type ([`Timestamp`](types::Timestamp));
+//! scopes a space-separated string (scope tokens hold no spaces). Every query is
+//! parameterized. The same types ([`KeyRow`](row::KeyRow) and the sqlx impls of `types`)
+//! are public, so a store of your own reads and binds keygate's values directly.
 //!
 //! Migrations are versioned in a table of their own, `keygate_migrations`, rather than
 //! sqlx's `_sqlx_migrations`, so they never collide with the migrations of the
@@ -12,6 +14,7 @@
 pub(crate) mod queries;
 pub(crate) mod row;
 pub(crate) mod statements;
+pub(crate) mod types;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod listen;

@@ -17,12 +17,16 @@ use crate::store::key_store::KeyStore;
 use crate::store::page::Page;
 use crate::store::sql::listen::{Heartbeat, InvalidationListener};
 use crate::store::sql::queries::Queries;
-use crate::store::sql::row::{KeyRow, count, micros, store_error, updated_one};
+use crate::store::sql::row::{KeyRow, count};
 use crate::store::sql::statements as sql;
+use crate::store::sql::types::Timestamp;
 use crate::store::stored::StoredKey;
 use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_0001_keys.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/postgres_0001_keys.sql")),
+    (2, include_str!("migrations/postgres_0002_timestamptz.sql")),
+];
 
 /// Serializes concurrent migrations of instances starting together ("kgate" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006b_6761_7465;
@@ -168,7 +172,7 @@ impl PgStore {
                     .map_err(StoreError::backend)?;
                 sqlx::query(sql::MIGRATION_DONE)
                     .bind(version)
-                    .bind(micros(SystemTime::now()))
+                    .bind(Timestamp(SystemTime::now()).micros())
                     .execute(&mut *tx)
                     .await
                     .map_err(StoreError::backend)?;
@@ -209,16 +213,16 @@ impl PgStore {
         id: &KeyId,
         update: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let done = update.execute(&mut *tx).await.map_err(store_error)?;
-        updated_one(done.rows_affected())?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let done = update.execute(&mut *tx).await.map_err(StoreError::from)?;
+        StoreError::one_row(done.rows_affected())?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(&*self.channel)
             .bind(id.as_str())
             .execute(&mut *tx)
             .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)
+            .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)
     }
 }
 
@@ -235,7 +239,7 @@ impl fmt::Debug for PgStore {
 impl KeyStore for PgStore {
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
         let row = Queries(&self.pool).find(id).await?;
-        row.map(KeyRow::into_stored).transpose()
+        Ok(row.map(KeyRow::into_stored))
     }
 }
 
@@ -247,7 +251,7 @@ impl KeyStoreWrite for PgStore {
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let row = Queries(&self.pool).find(id).await?;
-        row.map(KeyRow::into_record).transpose()
+        Ok(row.map(KeyRow::into_record))
     }
 
     async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
@@ -271,12 +275,12 @@ impl KeyStoreWrite for PgStore {
             .bind(id.as_str())
             .bind(hash.as_bytes().to_vec())
             .bind(preview.to_owned())
-            .bind(keep_previous_until.map(micros));
+            .bind(keep_previous_until.map(Timestamp));
         self.update_and_notify(id, update).await
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
-        let update = sqlx::query(sql::REVOKE).bind(id.as_str()).bind(micros(at));
+        let update = sqlx::query(sql::REVOKE).bind(*id).bind(Timestamp(at));
         self.update_and_notify(id, update).await
     }
 
@@ -288,12 +292,12 @@ impl KeyStoreWrite for PgStore {
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
         // One statement for the whole batch: the arrays are zipped by UNNEST.
         let ids: Vec<&str> = updates.iter().map(|u| u.id.as_str()).collect();
-        let times: Vec<i64> = updates.iter().map(|u| micros(u.last_used_at)).collect();
+        let times: Vec<Timestamp> = updates.iter().map(|u| Timestamp(u.last_used_at)).collect();
         let counts: Vec<i64> = updates.iter().map(|u| count(u.count)).collect();
         sqlx::query(
             "UPDATE keygate_keys AS k SET use_count = k.use_count + u.n, \
              last_used_at = GREATEST(COALESCE(k.last_used_at, u.at), u.at) \
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(id, at, n) \
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::bigint[]) AS u(id, at, n) \
              WHERE k.id = u.id",
         )
         .bind(ids)
@@ -301,7 +305,7 @@ impl KeyStoreWrite for PgStore {
         .bind(counts)
         .execute(&self.pool)
         .await
-        .map_err(store_error)?;
+        .map_err(StoreError::from)?;
         Ok(())
     }
 }

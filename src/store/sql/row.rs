@@ -1,150 +1,155 @@
-//! [`KeyRow`]: one row of `keygate_keys`, and the conversions between what SQL stores and
-//! what keygate hands out.
+//! [`KeyRow`]: one key as a SQL query returns it, and what it becomes for the layer and
+//! for listings.
 
-use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::identity::Identity;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::record::KeyRecord;
 use crate::scopes::Scopes;
-use crate::store::error::StoreError;
+use crate::store::sql::types::{Timestamp, UserId};
 use crate::store::stored::{PreviousSecret, StoredKey};
 
-/// One row of `keygate_keys`, as both dialects return it.
-#[derive(sqlx::FromRow)]
-pub(crate) struct KeyRow {
-    id: String,
-    hash: Vec<u8>,
-    user_id: String,
-    space_id: Option<String>,
-    name: String,
-    scopes: String,
-    preview: String,
-    created_at: i64,
-    expires_at: Option<i64>,
-    revoked_at: Option<i64>,
-    previous_hash: Option<Vec<u8>>,
-    previous_valid_until: Option<i64>,
-    last_used_at: Option<i64>,
-    use_count: i64,
+/// One key as a SQL query returns it: read any row with these columns (by name; others
+/// are ignored, so `SELECT *` of a table of your own will do) with
+/// `sqlx::query_as::<_, KeyRow>`, then hand it out with [`KeyRow::into_stored`] or
+/// [`KeyRow::into_record`].
+///
+/// | column | type | holds |
+/// |---|---|---|
+/// | `id` | text | the [`KeyId`], 16 alphanumerics; the primary key |
+/// | `hash` | bytes (`BYTEA`, `BLOB`) | the 32-byte [`KeyHash`] |
+/// | `user_id` | text or integer | the owner; an integer id reads as its decimal text |
+/// | `space_id` | text, nullable | the one space the key is bound to |
+/// | `name` | text | the display name |
+/// | `scopes` | text | [`Scopes`], space-separated |
+/// | `preview` | text | what listings show of the key |
+/// | `created_at` | [`Timestamp`] | creation |
+/// | `expires_at` | [`Timestamp`], nullable | expiry |
+/// | `revoked_at` | [`Timestamp`], nullable | revocation |
+/// | `previous_hash` | bytes, nullable | the replaced secret's hash, during a grace period |
+/// | `previous_valid_until` | [`Timestamp`], nullable | the end of that grace period |
+/// | `last_used_at` | [`Timestamp`], nullable; may be absent | latest flushed use |
+/// | `use_count` | 64-bit integer; may be absent | flushed uses |
+///
+/// A [`Timestamp`] is `TIMESTAMPTZ` in PostgreSQL and integer microseconds since the Unix
+/// epoch in SQLite. Values that do not decode (a hash of another length, an invalid id or
+/// scope) fail the query with sqlx's decode error, which a store maps to
+/// [`StoreError::Backend`](crate::StoreError::Backend) (503): a corrupt row never
+/// authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyRow {
+    /// The key's id.
+    pub id: KeyId,
+    /// The hash of its current secret.
+    pub hash: KeyHash,
+    /// The owner: a text column, or an integer id (`INTEGER`, `INT4`, `INT8`) read as its
+    /// decimal text.
+    pub user_id: String,
+    /// The one space it is bound to.
+    pub space_id: Option<String>,
+    /// Its display name.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Scopes,
+    /// What listings show of it.
+    pub preview: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it expires.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// The replaced secret's hash, while its grace period lasts.
+    pub previous_hash: Option<KeyHash>,
+    /// When that grace period ends.
+    pub previous_valid_until: Option<Timestamp>,
+    /// The latest use written back to the store.
+    pub last_used_at: Option<Timestamp>,
+    /// Uses written back to the store.
+    pub use_count: i64,
 }
 
-/// A row that cannot be read back: the database holds something keygate never wrote.
-#[derive(Debug)]
-struct CorruptRow(&'static str);
-
-impl fmt::Display for CorruptRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "corrupt keygate_keys row: {}", self.0)
+impl<'r, R> sqlx::FromRow<'r, R> for KeyRow
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    KeyId: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    KeyHash: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Scopes: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    UserId: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Timestamp: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        // The usage columns may be absent: a store that tracks no usage needs none.
+        let absent_is_none = |column: &'static str| match row.try_get(column) {
+            Err(sqlx::Error::ColumnNotFound(_)) => Ok(None),
+            found => found,
+        };
+        Ok(Self {
+            id: row.try_get("id")?,
+            hash: row.try_get("hash")?,
+            user_id: row.try_get::<UserId, _>("user_id")?.into(),
+            space_id: row.try_get("space_id")?,
+            name: row.try_get("name")?,
+            scopes: row.try_get("scopes")?,
+            preview: row.try_get("preview")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+            previous_hash: row.try_get("previous_hash")?,
+            previous_valid_until: row.try_get("previous_valid_until")?,
+            last_used_at: absent_is_none("last_used_at")?,
+            use_count: match row.try_get("use_count") {
+                Err(sqlx::Error::ColumnNotFound(_)) => 0,
+                found => found?,
+            },
+        })
     }
-}
-
-impl std::error::Error for CorruptRow {}
-
-fn corrupt(what: &'static str) -> StoreError {
-    StoreError::backend(CorruptRow(what))
-}
-
-fn hash(bytes: &[u8]) -> Result<KeyHash, StoreError> {
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| corrupt("hash is not 32 bytes"))?;
-    Ok(KeyHash::from_bytes(bytes))
 }
 
 impl KeyRow {
-    fn identity(&self) -> Result<Identity, StoreError> {
-        let id = KeyId::parse(&self.id).map_err(|_| corrupt("invalid key id"))?;
-        let scopes =
-            Scopes::new(self.scopes.split_whitespace()).map_err(|_| corrupt("invalid scope"))?;
-        let mut identity = Identity::new(id, self.user_id.as_str())
+    /// Who the key speaks for.
+    pub fn identity(&self) -> Identity {
+        let mut identity = Identity::new(self.id, self.user_id.as_str())
             .with_name(self.name.as_str())
-            .with_scopes(scopes);
+            .with_scopes(self.scopes.clone());
         if let Some(space) = &self.space_id {
             identity = identity.with_space(space.as_str());
         }
-        Ok(identity)
+        identity
     }
 
     /// What the layer needs to verify the key.
-    pub(crate) fn into_stored(self) -> Result<StoredKey, StoreError> {
-        let mut stored = StoredKey::new(hash(&self.hash)?, self.identity()?)
-            .with_revoked(self.revoked_at.is_some());
-        stored.expires_at = self.expires_at.map(from_micros);
-        if let (Some(previous), Some(until)) = (&self.previous_hash, self.previous_valid_until) {
+    pub fn into_stored(self) -> StoredKey {
+        let mut stored =
+            StoredKey::new(self.hash, self.identity()).with_revoked(self.revoked_at.is_some());
+        stored.expires_at = self.expires_at.map(SystemTime::from);
+        if let (Some(hash), Some(until)) = (self.previous_hash, self.previous_valid_until) {
             stored = stored.with_previous(PreviousSecret {
-                hash: hash(previous)?,
-                valid_until: from_micros(until),
+                hash,
+                valid_until: until.0,
             });
         }
-        Ok(stored)
+        stored
     }
 
     /// What a listing shows.
-    pub(crate) fn into_record(self) -> Result<KeyRecord, StoreError> {
-        let use_count = u64::try_from(self.use_count).map_err(|_| corrupt("negative use count"))?;
-        Ok(
-            KeyRecord::new(self.identity()?, self.preview, from_micros(self.created_at))
-                .with_expires_at(self.expires_at.map(from_micros))
-                .with_revoked_at(self.revoked_at.map(from_micros))
-                .with_usage(self.last_used_at.map(from_micros), use_count),
-        )
+    pub fn into_record(self) -> KeyRecord {
+        // A negative count cannot come from keygate's writes; read it as none.
+        let use_count = u64::try_from(self.use_count).unwrap_or(0);
+        KeyRecord::new(self.identity(), self.preview, self.created_at.0)
+            .with_expires_at(self.expires_at.map(SystemTime::from))
+            .with_revoked_at(self.revoked_at.map(SystemTime::from))
+            .with_usage(self.last_used_at.map(SystemTime::from), use_count)
     }
-}
-
-/// Microseconds since the Unix epoch; times before it are stored as 0, times past year
-/// 294,247 as `i64::MAX`.
-pub(crate) fn micros(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-pub(crate) fn from_micros(micros: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
-}
-
-/// Scopes as stored: space-separated.
-pub(crate) fn scopes_text(scopes: &Scopes) -> String {
-    scopes.iter().collect::<Vec<_>>().join(" ")
-}
-
-/// Maps a sqlx error: a unique violation is a conflict, anything else a backend failure.
-pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(database) if database.is_unique_violation() => StoreError::Conflict,
-        _ => StoreError::backend(error),
-    }
-}
-
-/// The outcome of an `UPDATE` of one key by its id: no row touched means no such key.
-pub(crate) fn updated_one(rows_affected: u64) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
 
 /// A use count as stored (saturating, as counts are).
 pub(crate) fn count(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn micros_round_trip_whole_microseconds() {
-        let at = UNIX_EPOCH + Duration::from_micros(1_800_000_000_123_456);
-        assert_eq!(from_micros(micros(at)), at);
-    }
-
-    #[test]
-    fn times_before_the_epoch_are_clamped() {
-        assert_eq!(micros(UNIX_EPOCH - Duration::from_secs(1)), 0);
-        assert_eq!(from_micros(-5), UNIX_EPOCH);
-    }
 }

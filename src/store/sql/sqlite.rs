@@ -14,8 +14,9 @@ use crate::store::error::StoreError;
 use crate::store::key_store::KeyStore;
 use crate::store::page::Page;
 use crate::store::sql::queries::Queries;
-use crate::store::sql::row::{KeyRow, count, micros, store_error, updated_one};
+use crate::store::sql::row::{KeyRow, count};
 use crate::store::sql::statements as sql;
+use crate::store::sql::types::Timestamp;
 use crate::store::stored::StoredKey;
 use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
@@ -97,7 +98,7 @@ impl SqliteStore {
                     sqlx::raw_sql(sql).execute(&mut *conn).await?;
                     sqlx::query(sql::MIGRATION_DONE)
                         .bind(version)
-                        .bind(micros(SystemTime::now()))
+                        .bind(Timestamp(SystemTime::now()).micros())
                         .execute(&mut *conn)
                         .await?;
                 }
@@ -119,8 +120,8 @@ impl SqliteStore {
         &self,
         update: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> Result<(), StoreError> {
-        let done = update.execute(&self.pool).await.map_err(store_error)?;
-        updated_one(done.rows_affected())
+        let done = update.execute(&self.pool).await.map_err(StoreError::from)?;
+        StoreError::one_row(done.rows_affected())
     }
 }
 
@@ -134,7 +135,7 @@ impl fmt::Debug for SqliteStore {
 impl KeyStore for SqliteStore {
     async fn find(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
         let row = Queries(&self.pool).find(id).await?;
-        row.map(KeyRow::into_stored).transpose()
+        Ok(row.map(KeyRow::into_stored))
     }
 }
 
@@ -146,7 +147,7 @@ impl KeyStoreWrite for SqliteStore {
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let row = Queries(&self.pool).find(id).await?;
-        row.map(KeyRow::into_record).transpose()
+        Ok(row.map(KeyRow::into_record))
     }
 
     async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
@@ -172,12 +173,12 @@ impl KeyStoreWrite for SqliteStore {
             .bind(id.as_str())
             .bind(hash.as_bytes().as_slice())
             .bind(preview)
-            .bind(keep_previous_until.map(micros));
+            .bind(keep_previous_until.map(Timestamp));
         self.update_one(update).await
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
-        let update = sqlx::query(sql::REVOKE).bind(id.as_str()).bind(micros(at));
+        let update = sqlx::query(sql::REVOKE).bind(*id).bind(Timestamp(at));
         self.update_one(update).await
     }
 
@@ -187,17 +188,17 @@ impl KeyStoreWrite for SqliteStore {
     }
 
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         for update in updates {
             sqlx::query(sql::RECORD_USAGE)
                 .bind(update.id.as_str())
-                .bind(micros(update.last_used_at))
+                .bind(Timestamp(update.last_used_at))
                 .bind(count(update.count))
                 .execute(&mut *tx)
                 .await
-                .map_err(store_error)?;
+                .map_err(StoreError::from)?;
         }
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.map_err(StoreError::from)
     }
 }
 
