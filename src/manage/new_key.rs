@@ -21,17 +21,25 @@ pub(super) enum Expiry {
     At(SystemTime),
 }
 
+/// Seconds from the Unix epoch to the latest expiry a key may have: the end of year 9999,
+/// the last instant every store (PostgreSQL's `TIMESTAMPTZ` included) keeps exactly.
+const LATEST_EXPIRY_SECS: u64 = 253_402_300_799;
+
 impl Expiry {
     /// The instant this expiry names, for a key created at `now`.
     pub(super) fn at(self, now: SystemTime) -> Result<SystemTime, ManageError> {
-        match self {
-            Self::At(at) => Ok(at),
-            Self::In(after) => now.checked_add(after).ok_or(ManageError::Invalid(
-                "the expiry lies beyond what the clock can represent",
-            )),
+        let at = match self {
+            Self::At(at) => at,
+            Self::In(after) => now.checked_add(after).ok_or(TOO_LATE)?,
+        };
+        if at > SystemTime::UNIX_EPOCH + Duration::from_secs(LATEST_EXPIRY_SECS) {
+            return Err(TOO_LATE);
         }
+        Ok(at)
     }
 }
+
+const TOO_LATE: ManageError = ManageError::Invalid("an expiry is at most the end of year 9999");
 
 const MAX_NAME_LEN: usize = 128;
 const MAX_ID_LEN: usize = 256;
@@ -123,6 +131,15 @@ fn is_format(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expiry_after_year_9999_is_refused() {
+        let now = SystemTime::UNIX_EPOCH;
+        let far = Expiry::In(Duration::from_secs(400_000 * 365 * 86_400));
+        assert!(matches!(far.at(now), Err(ManageError::Invalid(_))));
+        let latest = now + Duration::from_secs(LATEST_EXPIRY_SECS);
+        assert_eq!(Expiry::At(latest).at(now).unwrap(), latest);
+    }
 
     #[test]
     fn names_with_bidi_or_invisible_characters_are_refused() {
