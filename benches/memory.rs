@@ -67,5 +67,5 @@ fn main() {
         "  resident bytes per key (RSS delta):    {:.0}",
         per_key(rss_before, rss_after)
     );
-    println!("  target: <= 250 bytes/key");
+    println!("  target: <= 150 bytes/key");
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use crate::key::id::KeyId;
 use crate::scopes::Scopes;
+use crate::text::Text;
 
 /// The caller behind a verified key: inserted into the request extensions by
 /// [`ApiKeyLayer`](crate::ApiKeyLayer) and read by handlers.
 ///
-/// Cloning is cheap (a reference count or two, no allocation), so stores can hand out the
-/// same identity on every lookup.
+/// Cloning is cheap (a copy and at most one reference count, no allocation), so stores can
+/// hand out the same identity on every lookup.
 ///
 /// ```
 /// use keygate::{Identity, KeyId, Scopes};
@@ -28,7 +29,8 @@ use crate::scopes::Scopes;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Identity {
     key_id: KeyId,
-    user: Arc<str>,
+    /// Inline when short, as most user ids are.
+    user: Text,
     /// Space, scopes and name live apart, allocated only when set: the common key (an id
     /// and a user, nothing else) stays small, which keeps a million stored keys compact.
     extra: Option<Arc<Extra>>,
@@ -36,8 +38,9 @@ pub struct Identity {
     previous_secret: bool,
 }
 
+/// The rarely set part of an identity.
 #[derive(Clone, Default, PartialEq, Eq)]
-struct Extra {
+pub(crate) struct Extra {
     space: Option<Box<str>>,
     scopes: Scopes,
     name: Box<str>,
@@ -45,13 +48,23 @@ struct Extra {
 
 impl Identity {
     /// An identity for key `key_id`, owned by `user`, with no space, no scopes and no name.
-    pub fn new(key_id: KeyId, user: impl Into<Arc<str>>) -> Self {
+    pub fn new(key_id: KeyId, user: impl AsRef<str>) -> Self {
+        Self::from_parts(key_id, Text::new(user.as_ref()), None)
+    }
+
+    /// An identity from the parts a store keeps.
+    pub(crate) fn from_parts(key_id: KeyId, user: Text, extra: Option<Arc<Extra>>) -> Self {
         Self {
             key_id,
-            user: user.into(),
-            extra: None,
+            user,
+            extra,
             previous_secret: false,
         }
+    }
+
+    /// The parts a store keeps: the user and the rarely set rest.
+    pub(crate) fn into_parts(self) -> (KeyId, Text, Option<Arc<Extra>>) {
+        (self.key_id, self.user, self.extra)
     }
 
     fn extra_mut(&mut self) -> &mut Extra {
@@ -96,7 +109,7 @@ impl Identity {
 
     /// The user the key belongs to.
     pub fn user(&self) -> &str {
-        &self.user
+        self.user.as_str()
     }
 
     /// The one space this key is bound to, if any. `None` means a user-wide key.
@@ -164,10 +177,9 @@ mod tests {
     }
 
     #[test]
-    fn clone_shares_the_allocations() {
+    fn clone_shares_the_rarely_set_part() {
         let a = Identity::new(id(), "u1").with_name("n");
         let b = a.clone();
-        assert!(Arc::ptr_eq(&a.user, &b.user));
         assert!(Arc::ptr_eq(
             a.extra.as_ref().unwrap(),
             b.extra.as_ref().unwrap()

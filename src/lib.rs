@@ -92,6 +92,7 @@ mod store;
 #[cfg(any(test, feature = "testkit"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
+mod text;
 
 pub use audit::{AuditEvent, AuditSink, AuditStats, NoAudit, Outcome, Reason, TracingSink};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,12 +1,10 @@
-//! [`MemoryStore`]: the embedded default, a concurrent map in process memory.
+//! [`MemoryStore`]: the embedded default, a concurrent table in process memory.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 
 use crate::identity::Identity;
 use crate::key::hash::KeyHash;
@@ -16,13 +14,15 @@ use crate::store::error::StoreError;
 use crate::store::key_store::KeyStore;
 use crate::store::page::{Cursor, Page};
 use crate::store::stored::{PreviousSecret, StoredKey};
+use crate::store::table::{KeyTable, Slot};
 use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
 /// Keys held in process memory: for tests, demos and single-instance services whose keys
 /// are provisioned at start-up. Nothing survives a restart.
 ///
-/// Reads take a shard's read lock, never a global one, so lookups from many threads do
-/// not contend. Clones share the same keys.
+/// Reads take one shard's read lock, never a global one, so lookups from many threads do
+/// not contend. A key costs about a hundred bytes (short user ids are kept inline). Clones
+/// share the same keys.
 ///
 /// ```
 /// use keygate::{Identity, KeyGenerator, KeyHasher, MemoryStore, StoredKey};
@@ -36,113 +36,7 @@ use crate::store::write::{KeyStoreWrite, UsageUpdate};
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    keys: Arc<DashMap<KeyId, Slot>>,
-}
-
-/// One key, laid out for a million of them: the hash and the identity are inline, the
-/// expiry is one word, and everything a lookup rarely needs (revocation, a grace secret,
-/// listing metadata) sits behind one optional pointer.
-struct Slot {
-    hash: KeyHash,
-    identity: Identity,
-    /// Nanoseconds since the Unix epoch; `0` for no expiry.
-    expires: u64,
-    cold: Option<Box<Cold>>,
-}
-
-#[derive(Default)]
-struct Cold {
-    revoked: bool,
-    previous: Option<PreviousSecret>,
-    preview: String,
-    created_at: Option<SystemTime>,
-    revoked_at: Option<SystemTime>,
-    last_used_at: Option<SystemTime>,
-    use_count: u64,
-}
-
-/// An expiry as one word: exact to the nanosecond from 1970 to 2554; earlier times are
-/// stored as 1 ns after the epoch (long expired), later ones as the latest representable.
-fn pack_expiry(at: Option<SystemTime>) -> u64 {
-    match at {
-        None => 0,
-        Some(at) => at.duration_since(UNIX_EPOCH).map_or(1, |since| {
-            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX).max(1)
-        }),
-    }
-}
-
-fn unpack_expiry(expires: u64) -> Option<SystemTime> {
-    (expires != 0).then(|| UNIX_EPOCH + Duration::from_nanos(expires))
-}
-
-impl Slot {
-    fn new(key: StoredKey) -> Self {
-        let cold = (key.revoked || key.previous.is_some()).then(|| {
-            Box::new(Cold {
-                revoked: key.revoked,
-                previous: key.previous,
-                ..Cold::default()
-            })
-        });
-        Self {
-            hash: key.hash,
-            identity: key.identity,
-            expires: pack_expiry(key.expires_at),
-            cold,
-        }
-    }
-
-    fn id(&self) -> KeyId {
-        self.identity.key_id()
-    }
-
-    fn cold_mut(&mut self) -> &mut Cold {
-        self.cold.get_or_insert_with(Box::default)
-    }
-
-    fn stored(&self) -> StoredKey {
-        let mut key = StoredKey::new(self.hash, self.identity.clone());
-        key.expires_at = unpack_expiry(self.expires);
-        if let Some(cold) = &self.cold {
-            key.revoked = cold.revoked;
-            key.previous = cold.previous;
-        }
-        key
-    }
-
-    /// Replaces what a lookup sees, keeping the listing metadata.
-    fn set_stored(&mut self, key: StoredKey) {
-        let Self {
-            hash,
-            identity,
-            expires,
-            ..
-        } = Self::new(key.clone());
-        (self.hash, self.identity, self.expires) = (hash, identity, expires);
-        if key.revoked || key.previous.is_some() || self.cold.is_some() {
-            let cold = self.cold_mut();
-            cold.revoked = key.revoked;
-            cold.previous = key.previous;
-        }
-    }
-
-    fn record(&self) -> KeyRecord {
-        let empty = Cold::default();
-        let cold = self.cold.as_deref().unwrap_or(&empty);
-        let revoked_at = match (cold.revoked, cold.revoked_at) {
-            (true, None) => Some(UNIX_EPOCH),
-            (_, at) => at,
-        };
-        KeyRecord::new(
-            self.identity.clone(),
-            cold.preview.clone(),
-            cold.created_at.unwrap_or(UNIX_EPOCH),
-        )
-        .with_expires_at(unpack_expiry(self.expires))
-        .with_revoked_at(revoked_at)
-        .with_usage(cold.last_used_at, cold.use_count)
-    }
+    keys: Arc<KeyTable>,
 }
 
 impl MemoryStore {
@@ -163,29 +57,26 @@ impl MemoryStore {
     }
 
     fn insert_slot(&self, slot: Slot) -> Result<(), StoreError> {
-        match self.keys.entry(slot.id()) {
-            Entry::Occupied(_) => Err(StoreError::Conflict),
-            Entry::Vacant(vacant) => {
-                vacant.insert(slot);
-                Ok(())
-            }
+        if self.keys.insert(slot) {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
         }
     }
 
     fn modify<T>(&self, id: &KeyId, f: impl FnOnce(&mut Slot) -> T) -> Result<T, StoreError> {
-        let mut slot = self.keys.get_mut(id).ok_or(StoreError::NotFound)?;
-        Ok(f(&mut slot))
+        self.keys.with_mut(id, f).ok_or(StoreError::NotFound)
     }
 
     /// One page of the records `keep` selects, in listing order.
     fn records(&self, page: Page, mut keep: impl FnMut(&Identity) -> bool) -> Vec<KeyRecord> {
-        let mut records: Vec<KeyRecord> = self
-            .keys
-            .iter()
-            .filter(|slot| keep(&slot.identity))
-            .map(|slot| slot.record())
-            .filter(|record| page.admits(&Cursor::of(record)))
-            .collect();
+        let mut records = Vec::new();
+        self.keys.for_each(|slot| {
+            let record = slot.record();
+            if keep(&record.identity) && page.admits(&Cursor::of(&record)) {
+                records.push(record);
+            }
+        });
         records.sort_by_key(Cursor::of);
         records.truncate(page.limit);
         records
@@ -202,12 +93,12 @@ impl MemoryStore {
 
     /// Removes a key, returning what was stored.
     pub fn remove(&self, id: &KeyId) -> Option<StoredKey> {
-        self.keys.remove(id).map(|(_, slot)| slot.stored())
+        self.keys.remove(id).map(|slot| slot.stored())
     }
 
     /// A copy of the stored key with this id.
     pub fn get(&self, id: &KeyId) -> Option<StoredKey> {
-        self.keys.get(id).map(|slot| slot.stored())
+        self.keys.with(id, Slot::stored)
     }
 
     /// How many keys are stored.
@@ -217,7 +108,7 @@ impl MemoryStore {
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
 }
 
@@ -249,7 +140,7 @@ impl KeyStoreWrite for MemoryStore {
     }
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(self.keys.get(id).map(|slot| slot.record()))
+        Ok(self.keys.with(id, Slot::record))
     }
 
     async fn list_by_user(&self, user: &str, page: Page) -> Result<Vec<KeyRecord>, StoreError> {
@@ -293,11 +184,11 @@ impl KeyStoreWrite for MemoryStore {
 
     async fn record_usage(&self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
         for update in updates {
-            if let Some(mut slot) = self.keys.get_mut(&update.id) {
+            self.keys.with_mut(&update.id, |slot| {
                 let cold = slot.cold_mut();
                 cold.last_used_at = cold.last_used_at.max(Some(update.last_used_at));
                 cold.use_count = cold.use_count.saturating_add(update.count);
-            }
+            });
         }
         Ok(())
     }
@@ -334,23 +225,6 @@ mod tests {
         assert!(matches!(second, Err(StoreError::Conflict)));
         let id = KeyId::parse("AAAAAAAAAAAAAAAA").unwrap();
         assert_eq!(store.get(&id).unwrap().identity.user(), "u1");
-    }
-
-    #[test]
-    fn expiry_packs_exactly_and_clamps_the_edges() {
-        let at = UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_789);
-        assert_eq!(unpack_expiry(pack_expiry(Some(at))), Some(at));
-        assert_eq!(unpack_expiry(pack_expiry(None)), None);
-        let before_epoch = UNIX_EPOCH - Duration::from_secs(1);
-        assert_eq!(
-            unpack_expiry(pack_expiry(Some(before_epoch))),
-            Some(UNIX_EPOCH + Duration::from_nanos(1))
-        );
-    }
-
-    #[test]
-    fn slot_stays_within_one_cache_line() {
-        assert!(std::mem::size_of::<Slot>() + std::mem::size_of::<KeyId>() <= 112);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub(crate) mod memory;
 pub(crate) mod page;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
+pub(crate) mod table;
 
 #[cfg(feature = "cache")]
 pub use cached::{CacheConfig, CachedStore};
