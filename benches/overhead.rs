@@ -1,41 +1,45 @@
 //! Per-request cost of authentication, in one run, against the floor and the peer.
 //!
-//! `cargo bench --bench overhead --features cache,sqlite` measures an in-process axum
-//! Router (`oneshot`) for:
+//! `cargo bench --bench overhead --features cache,sqlite` sends `GET /` with
+//! `Authorization: Bearer <key>` through an in-process axum `Router` (`oneshot`) for:
 //!
 //! 1. `bare`: the router alone;
 //! 2. `tower_http_bearer`: tower-http's `ValidateRequestHeaderLayer::bearer`, one static
-//!    token (what users pick today);
-//! 3. `floor`: a minimal hand-written layer doing only header read, SHA-256, HashMap lookup,
-//!    constant-time compare and extension insert;
+//!    token (what users pick today; it knows one key, so it runs in the fixed mode only);
+//! 3. `floor`: a minimal hand-written layer doing only header read, SHA-256, `HashMap`
+//!    lookup by key id, constant-time compare and extension insert;
 //! 4. `keygate_memory`: keygate with `MemoryStore`;
-//! 5. `keygate_cached_sqlite`: keygate with `CachedStore<SqliteStore>`, cache hot;
+//! 5. `keygate_cached_sqlite`: keygate with `CachedStore<SqliteStore>`, the cache large
+//!    enough for every key and warm.
 //!
-//! each with 1,000 and 1,000,000 stored keys, then prints the ratios (4)/(3), (4)/(2) and
-//! (5)/(4) from the same run: once from criterion's means, and once from interleaved
-//! rounds (every configuration timed in turn, 31 rounds), whose per-round ratios are
-//! robust to the drift of a shared machine. Without `cache,sqlite`, (5) is skipped.
+//! Every stored key is a real one. Each configuration runs with 1,000 and 1,000,000 keys
+//! stored, in two modes: `rotating`, where consecutive requests present every stored key
+//! in one shuffled order (what a busy service sees), and `fixed`, where every request
+//! presents the same key (the hot-cache case). Ratios come from interleaved rounds: every
+//! configuration is timed in turn, 31 rounds of 10,000 requests, and each ratio is the
+//! median of its per-round ratios, so the drift of a shared machine hits both sides alike.
+//! Without `cache,sqlite`, (5) is skipped.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use criterion::{BenchmarkId, Criterion};
-use http::{Request, Response, StatusCode};
-use keygate::{
-    ApiKey, Identity, KeyGenerator, KeyHash, KeyHasher, KeyId, Keygate, MemoryStore, StoredKey,
-};
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response, StatusCode};
+use keygate::{Identity, KeyGenerator, KeyHash, KeyHasher, KeyId, Keygate, MemoryStore, StoredKey};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service, ServiceExt};
 
 const SIZES: [usize; 2] = [1_000, 1_000_000];
+const ROUNDS: usize = 31;
+const BATCH: usize = 10_000;
 
 /// The sizes to run: all of `SIZES`, or only those listed in `KEYGATE_BENCH_SIZES`
 /// (comma-separated), which keeps profiling runs short.
@@ -49,31 +53,54 @@ fn sizes() -> Vec<usize> {
     }
 }
 
-/// Filler keys: ids `0000000000000001`, `…2`, …, with hashes no request presents.
-fn filler_id(n: usize) -> KeyId {
-    KeyId::parse(&format!("{n:016}")).expect("sixteen digits")
+// ---- the keys ----------------------------------------------------------------------------
+
+/// `n` real keys: their ids and hashes, and the `Authorization` values presenting them, in
+/// one shuffled order.
+struct Keyset {
+    stored: Vec<(KeyId, KeyHash)>,
+    headers: Vec<HeaderValue>,
+}
+
+fn keyset(n: usize) -> Keyset {
+    let generator = KeyGenerator::default();
+    let hasher = KeyHasher::sha256();
+    let mut stored = Vec::with_capacity(n);
+    let mut headers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = generator.generate().expect("randomness");
+        stored.push((key.id(), hasher.hash(&key)));
+        let value = format!("Bearer {}", key.expose_secret());
+        headers.push(HeaderValue::from_str(&value).expect("a key is a header value"));
+    }
+    // Fisher-Yates with a fixed seed, so every run presents the same order.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        headers.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    Keyset { stored, headers }
 }
 
 fn handler_router() -> Router {
     Router::new().route("/", get(|| async { "ok" }))
 }
 
-fn request(key: &str) -> Request<Body> {
-    Request::get("/")
-        .header("authorization", format!("Bearer {key}"))
+async fn call(app: &Router, header: &HeaderValue) -> StatusCode {
+    let request = Request::get("/")
+        .header(AUTHORIZATION, header.clone())
         .body(Body::empty())
-        .expect("request")
-}
-
-async fn call(app: &Router, key: &str) -> StatusCode {
+        .expect("request");
     app.clone()
-        .oneshot(request(key))
+        .oneshot(request)
         .await
         .expect("infallible")
         .status()
 }
 
-// ---- (3) the floor: the least a key check can do -----------------------------------
+// ---- (3) the floor: the least a key check can do -----------------------------------------
 
 #[derive(Clone)]
 struct FloorLayer {
@@ -136,103 +163,96 @@ where
     }
 }
 
-/// A sink that receives every event, allowed ones included, and only counts them.
-#[derive(Default)]
-struct CountingSink(std::sync::atomic::AtomicU64);
-
-impl keygate::AuditSink for CountingSink {
-    fn record(&self, _event: &keygate::AuditEvent) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
+fn floor_map(keys: &Keyset) -> HashMap<KeyId, (KeyHash, Identity)> {
+    keys.stored
+        .iter()
+        .map(|(id, hash)| (*id, (*hash, Identity::new(*id, "user"))))
+        .collect()
 }
 
-// ---- setup ---------------------------------------------------------------------------
+// ---- keygate -------------------------------------------------------------------------------
 
-struct Fixture {
-    key: ApiKey,
-    hash: KeyHash,
-}
-
-fn fixture() -> Fixture {
-    let key = KeyGenerator::default().generate().expect("randomness");
-    let hash = KeyHasher::sha256().hash(&key);
-    Fixture { key, hash }
-}
-
-fn memory_store(size: usize, fx: &Fixture) -> MemoryStore {
+fn memory_store(keys: &Keyset) -> MemoryStore {
     let store = MemoryStore::new();
-    for n in 1..size {
-        let id = filler_id(n);
-        let filler = StoredKey::new(KeyHash::from_bytes([0; 32]), Identity::new(id, "user"));
-        store.insert_key(filler).expect("unique filler id");
+    for (id, hash) in &keys.stored {
+        let key = StoredKey::new(*hash, Identity::new(*id, "user"));
+        store.insert_key(key).expect("unique id");
     }
-    let real = StoredKey::new(fx.hash, Identity::new(fx.key.id(), "user"));
-    store.insert_key(real).expect("unique id");
     store
 }
 
-fn floor_map(size: usize, fx: &Fixture) -> HashMap<KeyId, (KeyHash, Identity)> {
-    let mut map = HashMap::with_capacity(size);
-    for n in 1..size {
-        let id = filler_id(n);
-        map.insert(
-            id,
-            (KeyHash::from_bytes([0; 32]), Identity::new(id, "user")),
-        );
-    }
-    map.insert(fx.key.id(), (fx.hash, Identity::new(fx.key.id(), "user")));
-    map
-}
-
 #[cfg(all(feature = "cache", feature = "sqlite"))]
-async fn cached_sqlite(size: usize, fx: &Fixture) -> keygate::CachedStore<keygate::SqliteStore> {
-    use keygate::sqlx;
+async fn cached_sqlite(keys: &Keyset) -> keygate::CachedStore<keygate::SqliteStore> {
+    use keygate::{CacheConfig, KeyStore, sqlx};
     let store = keygate::SqliteStore::connect("sqlite::memory:")
         .await
         .expect("sqlite");
     let mut tx = store.pool().begin().await.expect("transaction");
-    let insert = |id: KeyId, hash: KeyHash| {
+    for (id, hash) in &keys.stored {
         sqlx::query(
             "INSERT INTO keygate_keys (id, hash, user_id, name, scopes, preview, created_at) \
              VALUES ($1, $2, 'user', '', '', '', 0)",
         )
-        .bind(id.as_str().to_owned())
-        .bind(hash.as_bytes().to_vec())
-    };
-    for n in 1..size {
-        insert(filler_id(n), KeyHash::from_bytes([0; 32]))
-            .execute(&mut *tx)
-            .await
-            .expect("filler row");
-    }
-    insert(fx.key.id(), fx.hash)
+        .bind(*id)
+        .bind(*hash)
         .execute(&mut *tx)
         .await
         .expect("row");
+    }
     tx.commit().await.expect("commit");
-    keygate::CachedStore::new(store)
+    let config = CacheConfig {
+        capacity: keys.stored.len() as u64 + 1_000,
+        ttl: std::time::Duration::from_secs(3_600),
+        ..CacheConfig::default()
+    };
+    let cached = keygate::CachedStore::with_config(store, config);
+    for (id, _) in &keys.stored {
+        cached.find(id).await.expect("warm-up lookup");
+    }
+    cached
 }
 
-fn keygate_of<S: keygate::KeyStore>(store: S) -> Keygate<S> {
-    Keygate::read_only(store)
+fn layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
+    Keygate::read_only(store).layer()
 }
+
+// ---- the run -------------------------------------------------------------------------------
+
+/// How a configuration's requests pick their keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Fixed,
+    Rotating,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Fixed => "fixed",
+            Mode::Rotating => "rotating",
+        }
+    }
+}
+
+/// ns/request per configuration, one value per round.
+type Rounds = Vec<(String, Vec<f64>)>;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let mut criterion = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
-    let fx = fixture();
-    let secret = fx.key.expose_secret().to_owned();
-
     let count_mode = std::env::var("KEYGATE_BENCH_COUNT").ok();
-    let mut interleaved_results = Vec::new();
-    let mut group = criterion.benchmark_group("overhead");
+    let mut results: Vec<(usize, Mode, Rounds)> = Vec::new();
     for size in sizes() {
+        let setup = Instant::now();
+        let keys = keyset(size);
+        let fixed_secret = keys.headers[0]
+            .to_str()
+            .expect("ascii")
+            .trim_start_matches("Bearer ")
+            .to_owned();
+        #[cfg_attr(not(all(feature = "cache", feature = "sqlite")), allow(unused_mut))]
         let mut apps: Vec<(&str, Router)> = vec![
             ("1_bare", handler_router()),
             (
@@ -241,89 +261,78 @@ fn main() {
                 // reach for today, and the cheapest check there is.
                 #[allow(deprecated)]
                 handler_router().layer(
-                    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(&secret),
+                    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(&fixed_secret),
                 ),
             ),
             (
                 "3_floor",
                 handler_router().layer(FloorLayer {
-                    keys: Arc::new(floor_map(size, &fx)),
+                    keys: Arc::new(floor_map(&keys)),
                 }),
             ),
             (
                 "4_keygate_memory",
-                handler_router().layer(keygate_of(memory_store(size, &fx)).layer()),
+                handler_router().layer(layer_of(memory_store(&keys))),
             ),
         ];
-        if std::env::var_os("KEYGATE_BENCH_VARIANTS").is_some() {
-            apps.push((
-                "4c_keygate_memory_every_event",
-                handler_router().layer(
-                    keygate_of(memory_store(size, &fx))
-                        .with_audit_sink(CountingSink::default(), 8192)
-                        .layer(),
-                ),
-            ));
-            apps.push((
-                "4b_keygate_memory_no_audit",
-                handler_router().layer(
-                    keygate_of(memory_store(size, &fx))
-                        .with_audit_sink(keygate::NoAudit, 0)
-                        .layer(),
-                ),
-            ));
-        }
         #[cfg(all(feature = "cache", feature = "sqlite"))]
         apps.push((
             "5_keygate_cached_sqlite",
-            handler_router().layer(keygate_of(runtime.block_on(cached_sqlite(size, &fx))).layer()),
+            handler_router().layer(layer_of(runtime.block_on(cached_sqlite(&keys)))),
         ));
+        eprintln!("{size} keys: set up in {:.1?}", setup.elapsed());
         if let Some(spec) = &count_mode {
-            count(&runtime, &apps, spec, &secret);
+            count(&runtime, &apps, spec, &keys);
             return;
         }
-        for (name, app) in &apps {
-            // Every configuration must actually accept the key it is measured with.
-            assert_eq!(
-                runtime.block_on(call(app, &secret)),
-                StatusCode::OK,
-                "{name}"
-            );
-            group.bench_with_input(BenchmarkId::new(*name, size), app, |b, app| {
-                b.to_async(&runtime).iter(|| call(app, black_box(&secret)));
-            });
+        for mode in [Mode::Rotating, Mode::Fixed] {
+            let apps: Vec<&(&str, Router)> = apps
+                .iter()
+                .filter(|(name, _)| mode == Mode::Fixed || *name != "2_tower_http_bearer")
+                .collect();
+            // Every configuration must accept the keys it is measured with.
+            let checked = if mode == Mode::Fixed { 1 } else { 3 };
+            for (name, app) in &apps {
+                for header in keys.headers.iter().take(checked) {
+                    let status = runtime.block_on(call(app, header));
+                    assert_eq!(status, StatusCode::OK, "{name}");
+                }
+            }
+            let rounds = interleaved(&runtime, &apps, &keys, mode);
+            print(size, mode, &rounds);
+            results.push((size, mode, rounds));
         }
-        interleaved_results.push((size, interleaved(&runtime, &apps, &secret)));
-        drop(apps);
     }
-    group.finish();
-    criterion.final_summary();
-    ratios::print();
-    ratios::print_interleaved(&interleaved_results);
-    ratios::save_interleaved(&interleaved_results);
+    save(&results);
 }
 
-/// ns/request per configuration, measured in alternating rounds.
-type Rounds = Vec<(String, Vec<f64>)>;
-
-/// Times every configuration in turn, round after round, so that the machine's drift
-/// (this is a shared machine) hits all of them alike; ratios are then taken per round.
-fn interleaved(runtime: &tokio::runtime::Runtime, apps: &[(&str, Router)], key: &str) -> Rounds {
-    const ROUNDS: usize = 31;
-    const BATCH: usize = 10_000;
+/// Times every configuration in turn, round after round; within a round every
+/// configuration presents the same keys.
+fn interleaved(
+    runtime: &tokio::runtime::Runtime,
+    apps: &[&(&str, Router)],
+    keys: &Keyset,
+    mode: Mode,
+) -> Rounds {
     let mut results: Rounds = apps
         .iter()
         .map(|(name, _)| (name.to_string(), vec![]))
         .collect();
+    let n = keys.headers.len();
     for round in 0..ROUNDS {
+        let start = round * BATCH;
         // Rotate the order too, so no configuration always runs right after another.
         for offset in 0..apps.len() {
             let index = (round + offset) % apps.len();
             let app = &apps[index].1;
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             runtime.block_on(async {
-                for _ in 0..BATCH {
-                    black_box(call(app, black_box(key)).await);
+                for i in 0..BATCH {
+                    let header = match mode {
+                        Mode::Fixed => &keys.headers[0],
+                        Mode::Rotating => &keys.headers[(start + i) % n],
+                    };
+                    black_box(call(app, black_box(header)).await);
                 }
             });
             let ns = started.elapsed().as_nanos() as f64 / BATCH as f64;
@@ -333,141 +342,97 @@ fn interleaved(runtime: &tokio::runtime::Runtime, apps: &[(&str, Router)], key: 
     results
 }
 
-/// `KEYGATE_BENCH_COUNT=<config>:<n>`: sends `n` requests to one configuration in a plain
-/// loop, for instruction counts under `valgrind --tool=callgrind` (run with two values of
-/// `n`; the difference divided by the difference in `n` is the cost of one request,
-/// setup excluded). See BENCHMARKS.md.
-fn count(runtime: &tokio::runtime::Runtime, apps: &[(&str, Router)], spec: &str, key: &str) {
-    let (config, n) = spec
-        .split_once(':')
-        .expect("KEYGATE_BENCH_COUNT=<config>:<n>");
-    let n: usize = n.parse().expect("a number of requests");
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The ratios to print: label, numerator, denominator, target.
+const RATIOS: [(&str, &str, &str, &str); 3] = [
+    (
+        "(4)/(3) keygate vs floor",
+        "4_keygate_memory",
+        "3_floor",
+        "<= 1.06 at 1,000 keys, <= 1.03 at 1,000,000",
+    ),
+    (
+        "(5)/(4) cached sqlite vs memory",
+        "5_keygate_cached_sqlite",
+        "4_keygate_memory",
+        "<= 1.10",
+    ),
+    (
+        "(4)/(2) keygate vs tower-http",
+        "4_keygate_memory",
+        "2_tower_http_bearer",
+        "",
+    ),
+];
+
+fn print(size: usize, mode: Mode, rounds: &Rounds) {
+    println!();
+    println!(
+        "{size} keys, {} (median ns/request; ratios: medians of per-round ratios)",
+        mode.name()
+    );
+    let find = |name: &str| rounds.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    for (name, values) in rounds {
+        println!("  {name:<28} {:>8.0}", median(values.clone()));
+    }
+    for (label, a, b, target) in RATIOS {
+        if let (Some(a), Some(b)) = (find(a), find(b)) {
+            let per_round: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+            println!("  {label:<34} {:>6.3}   target {target}", median(per_round));
+        }
+    }
+}
+
+/// Writes the medians to `target/keygate-overhead.json` for benches/plot.py.
+fn save(results: &[(usize, Mode, Rounds)]) {
+    let mut json = serde_json::Map::new();
+    for (size, mode, rounds) in results {
+        let medians: serde_json::Map<String, serde_json::Value> = rounds
+            .iter()
+            .map(|(name, values)| (name.clone(), median(values.clone()).into()))
+            .collect();
+        let entry = json
+            .entry(size.to_string())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        entry[mode.name()] = medians.into();
+    }
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let text = serde_json::Value::Object(json).to_string();
+    if let Err(error) = std::fs::write(dir.join("keygate-overhead.json"), text) {
+        eprintln!("could not save the medians: {error}");
+    }
+}
+
+/// `KEYGATE_BENCH_COUNT=<config>:<n>[:rotating]`: sends `n` requests to one configuration
+/// in a plain loop, for instruction counts under `valgrind --tool=callgrind` (run with two
+/// values of `n`; the difference divided by the difference in `n` is the cost of one
+/// request, setup excluded). See BENCHMARKS.md.
+fn count(runtime: &tokio::runtime::Runtime, apps: &[(&str, Router)], spec: &str, keys: &Keyset) {
+    let mut parts = spec.split(':');
+    let config = parts.next().expect("KEYGATE_BENCH_COUNT=<config>:<n>");
+    let n: usize = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number of requests");
+    let rotating = parts.next() == Some("rotating");
     let (_, app) = apps
         .iter()
         .find(|(name, _)| *name == config)
         .expect("a configuration name such as 4_keygate_memory");
     runtime.block_on(async {
-        for _ in 0..n {
-            assert_eq!(call(app, black_box(key)).await, StatusCode::OK);
+        for i in 0..n {
+            let header = if rotating {
+                &keys.headers[i % keys.headers.len()]
+            } else {
+                &keys.headers[0]
+            };
+            assert_eq!(call(app, black_box(header)).await, StatusCode::OK);
         }
     });
-}
-
-/// Reads this run's estimates back from criterion's output and prints the ratios.
-mod ratios {
-    use std::path::PathBuf;
-
-    fn estimate(config: &str, size: usize) -> Option<f64> {
-        let dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-        let path = dir.join(format!(
-            "criterion/overhead/{config}/{size}/new/estimates.json"
-        ));
-        let text = std::fs::read_to_string(path).ok()?;
-        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-        json["mean"]["point_estimate"].as_f64()
-    }
-
-    /// The ratios to print: label, numerator, denominator, target.
-    const RATIOS: [(&str, &str, &str, &str); 3] = [
-        (
-            "(4)/(3) keygate vs floor",
-            "4_keygate_memory",
-            "3_floor",
-            "<= 1.10",
-        ),
-        (
-            "(4)/(2) keygate vs tower-http",
-            "4_keygate_memory",
-            "2_tower_http_bearer",
-            "",
-        ),
-        (
-            "(5)/(4) cached sqlite vs memory",
-            "5_keygate_cached_sqlite",
-            "4_keygate_memory",
-            "<= 1.15",
-        ),
-    ];
-
-    fn median(mut values: Vec<f64>) -> f64 {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    }
-
-    /// Medians of per-round ratios from the interleaved rounds: the figures to judge.
-    pub(super) fn print_interleaved(results: &[(usize, super::Rounds)]) {
-        println!();
-        println!("Interleaved rounds (median ns/request; ratios are medians of per-round ratios)");
-        for (size, rounds) in results {
-            let find = |name: &str| rounds.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-            println!("  {size} keys:");
-            for (name, values) in rounds {
-                println!("    {name:<28} {:>8.0}", median(values.clone()));
-            }
-            for (label, a, b, target) in RATIOS {
-                if let (Some(a), Some(b)) = (find(a), find(b)) {
-                    let per_round: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
-                    println!(
-                        "    {label:<34} {:>6.3}   target {target}",
-                        median(per_round)
-                    );
-                }
-            }
-        }
-    }
-
-    /// Writes the interleaved medians to `target/keygate-overhead.json` for benches/plot.py.
-    pub(super) fn save_interleaved(results: &[(usize, super::Rounds)]) {
-        let mut json = serde_json::Map::new();
-        for (size, rounds) in results {
-            let medians: serde_json::Map<String, serde_json::Value> = rounds
-                .iter()
-                .map(|(name, values)| (name.clone(), median(values.clone()).into()))
-                .collect();
-            json.insert(size.to_string(), medians.into());
-        }
-        let dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-        let text = serde_json::Value::Object(json).to_string();
-        if let Err(error) = std::fs::write(dir.join("keygate-overhead.json"), text) {
-            eprintln!("could not save the interleaved medians: {error}");
-        }
-    }
-
-    pub(super) fn print() {
-        println!();
-        println!(
-            "{:<26} {:>12} {:>12}",
-            "ns/request", "1,000 keys", "1,000,000 keys"
-        );
-        let configs = [
-            "1_bare",
-            "2_tower_http_bearer",
-            "3_floor",
-            "4_keygate_memory",
-            "5_keygate_cached_sqlite",
-        ];
-        for config in configs {
-            let cells: Vec<String> = super::SIZES
-                .iter()
-                .map(|&size| estimate(config, size).map_or("-".into(), |ns| format!("{ns:.0}")))
-                .collect();
-            println!("{config:<26} {:>12} {:>12}", cells[0], cells[1]);
-        }
-        println!();
-        let ratio = |a: &str, b: &str, size| Some(estimate(a, size)? / estimate(b, size)?);
-        for (label, a, b, target) in RATIOS {
-            let cells: Vec<String> = super::SIZES
-                .iter()
-                .map(|&size| ratio(a, b, size).map_or("-".into(), |r| format!("{r:.3}")))
-                .collect();
-            println!(
-                "{label:<34} {:>8} {:>8}   target {target}",
-                cells[0], cells[1]
-            );
-        }
-    }
 }

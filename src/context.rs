@@ -26,9 +26,56 @@ pub(crate) struct Context {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-/// The request extension carrying the context of the layer that let the request through.
+/// The request extension carrying the context of a layer that let a request through
+/// without a key (an anonymous caller, a CORS preflight).
 #[derive(Clone)]
 pub(crate) struct LayerContext(pub(crate) Arc<Context>);
+
+/// What [`ApiKeyLayer`](crate::ApiKeyLayer) puts in the extensions of a request it let
+/// through with a valid key: the verified [`Identity`], and how the layer answers, for the
+/// extractors and scope guards that decide after it. One extension for both: each one
+/// more costs every request an allocation.
+///
+/// In axum, take the [`Identity`] extractor. In any other tower service:
+///
+/// ```
+/// use keygate::Authenticated;
+///
+/// fn user_of<B>(request: &http::Request<B>) -> Option<&str> {
+///     let authenticated = request.extensions().get::<Authenticated>()?;
+///     Some(authenticated.identity().user())
+/// }
+/// # assert_eq!(user_of(&http::Request::new(())), None);
+/// ```
+#[derive(Clone)]
+pub struct Authenticated {
+    identity: Identity,
+    pub(crate) context: Arc<Context>,
+}
+
+impl Authenticated {
+    pub(crate) fn new(identity: Identity, context: Arc<Context>) -> Self {
+        Self { identity, context }
+    }
+
+    /// The verified identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The verified identity, taken out.
+    pub fn into_identity(self) -> Identity {
+        self.identity
+    }
+}
+
+impl fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Authenticated")
+            .field(&self.identity)
+            .finish()
+    }
+}
 
 impl Context {
     /// The response for `rejection`.

@@ -9,7 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::context::LayerContext;
+use crate::context::{Authenticated, LayerContext};
 use crate::identity::Identity;
 use crate::reject::rejection::{Insufficient, Rejection};
 
@@ -23,8 +23,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = IdentityRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(identity) = parts.extensions.get::<Identity>() {
-            return Ok(identity.clone());
+        if let Some(authenticated) = parts.extensions.get::<Authenticated>() {
+            return Ok(authenticated.identity().clone());
         }
         Err(IdentityRejection::deny(parts, Rejection::Missing))
     }
@@ -38,7 +38,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Identity>().cloned())
+        let authenticated = parts.extensions.get::<Authenticated>();
+        Ok(authenticated.map(|found| found.identity().clone()))
     }
 }
 
@@ -107,14 +108,17 @@ enum RejectionKind {
 impl IdentityRejection {
     /// Answers as the layer in front of this route, which put its context on the request.
     fn deny(parts: &Parts, rejection: Rejection) -> Self {
-        match parts.extensions.get::<LayerContext>() {
-            Some(LayerContext(context)) => {
-                let identity = parts.extensions.get::<Identity>();
-                let response = context.deny(&rejection, &parts.method, &parts.uri, identity);
-                Self(RejectionKind::Denied(response))
-            }
-            None => Self(RejectionKind::NoLayer),
-        }
+        let authenticated = parts.extensions.get::<Authenticated>();
+        let context = match authenticated {
+            Some(found) => Some(&found.context),
+            None => parts.extensions.get::<LayerContext>().map(|layer| &layer.0),
+        };
+        let Some(context) = context else {
+            return Self(RejectionKind::NoLayer);
+        };
+        let identity = authenticated.map(Authenticated::identity);
+        let response = context.deny(&rejection, &parts.method, &parts.uri, identity);
+        Self(RejectionKind::Denied(response))
     }
 
     /// The HTTP status this rejection answers with.

@@ -97,6 +97,7 @@ mod text;
 pub use audit::{AuditEvent, AuditSink, AuditStats, NoAudit, Outcome, Reason, TracingSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_STORE_TIMEOUT, Keygate};
+pub use context::Authenticated;
 pub use error::ConfigError;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -404,8 +404,8 @@ async fn layer_wraps_a_plain_tower_service_with_its_own_body_type() {
         |request: http::Request<()>| async move {
             let user = request
                 .extensions()
-                .get::<Identity>()
-                .map(|i| i.user().to_owned());
+                .get::<keygate::Authenticated>()
+                .map(|found| found.identity().user().to_owned());
             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
                 user.unwrap_or_default(),
             ))))

@@ -25,8 +25,9 @@ fn service_with(key: &ApiKey, format: KeyFormat, hasher: KeyHasher) -> ApiKeySer
     let handler = tower::service_fn(|request: Request<()>| {
         let user = request
             .extensions()
-            .get::<Identity>()
+            .get::<keygate::Authenticated>()
             .unwrap()
+            .identity()
             .user()
             .to_owned();
         async move { Ok(Response::new(user.into_bytes())) }

@@ -400,7 +400,10 @@ impl Path {
             seen.fetch_add(1, Ordering::SeqCst);
             // The handler answers with the user and every header value it received, so the
             // oracle can check that the credential was taken out.
-            let identity = request.extensions().get::<keygate::Identity>().cloned();
+            let identity = request
+                .extensions()
+                .get::<keygate::Authenticated>()
+                .map(|found| found.identity().clone());
             let mut body = identity.map(|i| i.user().to_owned()).unwrap_or_default();
             for (name, value) in request.headers() {
                 body.push('\n');

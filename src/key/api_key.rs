@@ -4,7 +4,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::key::checksum::encode_checksum;
+use crate::key::checksum::{crc32, encode_checksum};
 use crate::key::format::{KeyFormat, MalformedKey, SECRET_LEN};
 use crate::key::id::KeyId;
 
@@ -73,7 +73,7 @@ impl KeyFormat {
         text.push_str(id.as_str());
         // The secret is alphanumeric ASCII by construction, so every byte is one char.
         text.extend(secret.iter().map(|&b| char::from(b)));
-        let checksum = encode_checksum(crc32fast::hash(text.as_bytes()));
+        let checksum = encode_checksum(crc32(text.as_bytes()));
         text.extend(checksum.iter().map(|&b| char::from(b)));
         ApiKey { text, id: *id }
     }

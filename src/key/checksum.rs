@@ -6,6 +6,15 @@ pub const CHECKSUM_LEN: usize = 6;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// The CRC32 of `bytes`. `crc32fast::hash` detects the CPU's features on every call; a
+/// hasher made once and cloned detects them once.
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+    static PROTOTYPE: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    let mut hasher = PROTOTYPE.get_or_init(crc32fast::Hasher::new).clone();
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
 /// Whether every byte is an ASCII letter or digit.
 ///
 /// Branch-free and without early exit, so the compiler vectorizes it: this runs on every
@@ -59,6 +68,12 @@ pub(crate) fn encode_checksum(mut crc: u32) -> [u8; CHECKSUM_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crc32_is_the_standard_crc32() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b"kg_key"), crc32fast::hash(b"kg_key"));
+    }
 
     #[test]
     fn checksum_encoding_covers_the_full_u32_range() {

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use crate::error::ConfigError;
-use crate::key::checksum::{CHECKSUM_LEN, all_alphanumeric, decode_checksum};
+use crate::key::checksum::{CHECKSUM_LEN, all_alphanumeric, crc32, decode_checksum};
 use crate::key::id::{KEY_ID_LEN, KeyId};
 
 /// Length of the secret part of a key, in characters (62 symbols each: about 285 bits).
@@ -114,7 +114,7 @@ impl KeyFormat {
             return Err(MalformedKey::Charset);
         }
         let (signed, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-        if decode_checksum(checksum) != Some(crc32fast::hash(signed)) {
+        if decode_checksum(checksum) != Some(crc32(signed)) {
             return Err(MalformedKey::Checksum);
         }
         let mut id = [0u8; KEY_ID_LEN];
@@ -132,7 +132,7 @@ impl KeyFormat {
         Self::with_prefix(prefix).ok()?;
         let (signed, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
         let well_formed =
-            all_alphanumeric(body) && decode_checksum(checksum) == Some(crc32fast::hash(signed));
+            all_alphanumeric(body) && decode_checksum(checksum) == Some(crc32(signed));
         well_formed.then_some(prefix)
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 
 use crate::audit::event::{AuditEvent, Outcome};
-use crate::context::LayerContext;
+use crate::context::Authenticated;
 use crate::identity::Identity;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
@@ -135,24 +135,24 @@ impl Shared {
         Ok(verified)
     }
 
-    /// Decides on a looked-up key: the request to pass on, with its identity and this
-    /// layer's context, or the response refusing it. Either way the decision is audited.
-    // Both sides are moved once, straight into the response future; boxing the refusal
-    // would cost an allocation on every rejected request to save a copy.
+    /// Decides on a looked-up key: `Ok` with the identity and this layer's context put on
+    /// the request, or the response refusing it. Either way the decision is audited.
+    // The request is changed in place rather than moved in and out: it is a few hundred
+    // bytes, and this runs on every request. The refusal goes straight into the response
+    // future; boxing it would cost every refused request an allocation to save a copy.
     #[allow(clippy::result_large_err)]
     pub(crate) fn admit<B>(
         &self,
         found: Result<Option<StoredKey>, StoreError>,
         key: &PendingKey,
-        mut request: Request<B>,
-    ) -> Result<Request<B>, Response<Bytes>> {
-        match self.decide(found, key, &request) {
+        request: &mut Request<B>,
+    ) -> Result<(), Response<Bytes>> {
+        match self.decide(found, key, request) {
             Ok(verified) => {
-                self.allow(&verified, key, &request);
-                let extensions = request.extensions_mut();
-                extensions.insert(LayerContext(self.context.clone()));
-                extensions.insert::<Identity>(verified.identity);
-                Ok(request)
+                self.allow(&verified, key, request);
+                let authenticated = Authenticated::new(verified.identity, self.context.clone());
+                request.extensions_mut().insert(authenticated);
+                Ok(())
             }
             Err(denial) => {
                 self.context.emit(|| {

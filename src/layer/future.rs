@@ -107,7 +107,7 @@ where
                     };
                     let Pending {
                         mut inner,
-                        request,
+                        mut request,
                         id,
                         hash,
                         shared,
@@ -115,8 +115,8 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let key = PendingKey::new(id, hash);
-                    match shared.admit(found, &key, request) {
-                        Ok(request) => {
+                    match shared.admit(found, &key, &mut request) {
+                        Ok(()) => {
                             let future = inner.call(request);
                             this.state.set(State::Inner { future });
                         }

@@ -125,8 +125,8 @@ where
             .unwrap_or_else(|_panic| Some(Err(StoreError::backend("the key store panicked"))));
         if let Some(found) = ready {
             let key = PendingKey::new(id, hash);
-            return match shared.admit(found, &key, request) {
-                Ok(request) => ResponseFuture::inner(self.inner.call(request)),
+            return match shared.admit(found, &key, &mut request) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
                 Err(response) => ResponseFuture::rejected(response),
             };
         }

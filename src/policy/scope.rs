@@ -12,11 +12,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::context::{Context, LayerContext};
-use crate::identity::Identity;
+use crate::context::{Authenticated, Context, LayerContext};
 use crate::reject::rejection::{Insufficient, Rejection};
 
-/// Admits only requests whose [`Identity`] holds one scope; made by
+/// Admits only requests whose [`Identity`](crate::Identity) holds one scope; made by
 /// [`Keygate::require_scope`](crate::Keygate::require_scope) and applied inside the
 /// [`ApiKeyLayer`](crate::ApiKeyLayer) (axum: `route_layer`).
 ///
@@ -86,9 +85,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let identity = request.extensions().get::<Identity>();
-        let rejection = match identity {
-            Some(identity) if identity.scopes().contains(&self.guard.scope) => {
+        let authenticated = request.extensions().get::<Authenticated>();
+        let rejection = match authenticated {
+            Some(found) if found.identity().scopes().contains(&self.guard.scope) => {
                 let future = self.inner.call(request);
                 return RequireScopeFuture {
                     state: State::Inner { future },
@@ -99,10 +98,14 @@ where
         };
         // Answer as the layer that let the request through; the guard's own context is
         // the fallback for a guard placed outside any layer.
-        let context = request
-            .extensions()
-            .get::<LayerContext>()
-            .map_or(&self.guard.context, |layer| &layer.0);
+        let context = match authenticated {
+            Some(found) => &found.context,
+            None => request
+                .extensions()
+                .get::<LayerContext>()
+                .map_or(&self.guard.context, |layer| &layer.0),
+        };
+        let identity = authenticated.map(Authenticated::identity);
         let response = context.deny(&rejection, request.method(), request.uri(), identity);
         RequireScopeFuture {
             state: State::Rejected {
