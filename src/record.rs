@@ -69,4 +69,10 @@ impl KeyRecord {
     pub fn is_active(&self, now: SystemTime) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
     }
+
+    /// Whether the key can never authenticate again as it stands: revoked, or expired at
+    /// `now`. Such a key is what the cap on keys per owner may reclaim.
+    pub fn is_dead(&self, now: SystemTime) -> bool {
+        self.revoked_at.is_some() || self.expires_at.is_some_and(|at| at <= now)
+    }
 }

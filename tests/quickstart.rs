@@ -453,3 +453,77 @@ async fn every_response_that_carries_a_key_is_no_store() {
     assert_eq!(rotated.status(), StatusCode::CREATED);
     assert_eq!(rotated.headers()["cache-control"], "no-store");
 }
+
+/// `POST path` as the admin with a raw body and optional content type: (status, JSON body).
+async fn raw_post(
+    demo: &Demo,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("x-api-key", &demo.admin);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let request = request.body(Body::from(body.to_owned())).unwrap();
+    let response = demo.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_grace_sent_without_a_json_content_type_is_refused_not_dropped() {
+    let demo = demo().await;
+    let path = format!("/keys/{}/regenerate", demo.admin_id);
+    let (status, body) = raw_post(&demo, &path, None, r#"{"grace":600}"#).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert!(body["error"].is_string(), "a JSON error: {body}");
+    assert_eq!(
+        demo.get("/me", &demo.admin).await,
+        StatusCode::OK,
+        "not regenerated"
+    );
+}
+
+#[tokio::test]
+async fn a_misspelt_field_is_refused_not_ignored() {
+    let demo = demo().await;
+    let path = format!("/keys/{}/regenerate", demo.admin_id);
+    let json = Some("application/json");
+    let (status, body) = raw_post(&demo, &path, json, r#"{"grase":600}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = raw_post(&demo, "/keys", json, r#"{"name":"k","scope":["a"]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        demo.get("/me", &demo.admin).await,
+        StatusCode::OK,
+        "not regenerated"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_body_gets_a_json_error() {
+    let demo = demo().await;
+    let json = Some("application/json");
+    for body in [r#"{"name":"#, r#"{"name":"k","expires_in":-1}"#, ""] {
+        let (status, error) = raw_post(&demo, "/keys", json, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert!(error["error"].is_string(), "{body:?} gave {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_regenerate_without_a_body_has_no_grace() {
+    let demo = demo().await;
+    let path = format!("/keys/{}/regenerate", demo.admin_id);
+    let (status, created) = raw_post(&demo, &path, None, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(demo.get("/me", &demo.admin).await, StatusCode::UNAUTHORIZED);
+}

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use keygate::{
     Actor, ApiKey, ConfigError, Identity, KeyId, KeyManager, KeyRecord, KeySource, KeyStoreWrite,
     Keygate, ManageError, NewKey, Scopes, SpaceResolver,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -60,6 +62,7 @@ async fn space_items(identity: Identity, Path(space): Path<String>) -> Json<Valu
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateKey {
     name: String,
     space: Option<String>,
@@ -72,7 +75,7 @@ struct CreateKey {
 async fn create_key(
     State(manager): State<KeyManager>,
     caller: Identity,
-    Json(body): Json<CreateKey>,
+    JsonBody(body): JsonBody<CreateKey>,
 ) -> Result<Response, ApiError> {
     let scopes = Scopes::new(&body.scopes).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut new = NewKey::new(caller.user(), body.name).with_scopes(scopes);
@@ -97,6 +100,7 @@ async fn list_keys(
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct Regenerate {
     /// Seconds the old key keeps working; absent means it dies at once.
     grace: Option<u64>,
@@ -106,10 +110,10 @@ async fn regenerate_key(
     State(manager): State<KeyManager>,
     caller: Identity,
     Path(id): Path<String>,
-    body: Option<Json<Regenerate>>,
+    JsonBody(body): JsonBody<Option<Regenerate>>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let grace = body.unwrap_or_default().0.grace.map(Duration::from_secs);
+    let grace = body.unwrap_or_default().grace.map(Duration::from_secs);
     let created = manager
         .regenerate_as(&Actor::key(&caller), &id, grace)
         .await?;
@@ -125,6 +129,42 @@ async fn revoke_key(
         .revoke_as(&Actor::key(&caller), &parse_id(&id)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A JSON request body, read strictly: a body sent without `Content-Type: application/json`,
+/// an unknown field or a wrong value is refused with a JSON error, never read as something
+/// else. An empty body reads as `null`, which only an `Option` accepts (`regenerate` with
+/// no grace).
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError(rejection.status(), rejection.body_text()))?;
+        if bytes.is_empty() {
+            return serde_json::from_slice(b"null")
+                .map(Self)
+                .map_err(|_| ApiError::bad_request("a JSON body is required".to_owned()));
+        }
+        if !is_json {
+            return Err(ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as `Content-Type: application/json`".to_owned(),
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))
+    }
 }
 
 fn parse_id(id: &str) -> Result<KeyId, ApiError> {

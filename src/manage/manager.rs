@@ -57,10 +57,12 @@ pub const DEFAULT_MAX_KEYS_PER_OWNER: usize = 100;
 /// ```
 ///
 /// Each user and each space holds at most [`DEFAULT_MAX_KEYS_PER_OWNER`] keys, revoked
-/// ones included, so that nobody can grow the store (or a listing) without bound. When an
-/// owner is full, `create` deletes the requesting user's oldest revoked key there to make
-/// room, and with none revoked it refuses with [`ManageError::TooManyKeys`]. A space's
-/// cap is shared by every user who makes keys in it. The cap holds under concurrent
+/// and expired ones included, so that nobody can grow the store (or a listing) without
+/// bound. When an owner is full, `create` deletes the requesting user's oldest dead key
+/// (revoked, or expired) there to make room, and with none it refuses with
+/// [`ManageError::TooManyKeys`]. [`KeyManager::create_as`] reclaims only a dead key the
+/// actor could itself delete ([`KeyManager::delete_as`]). A space's cap is shared by every
+/// user who makes keys in it. The cap holds under concurrent
 /// creates, on one instance or many: a create that finds its owner over the cap once its
 /// key is stored takes the key back out and refuses.
 #[derive(Clone)]
@@ -123,6 +125,16 @@ impl KeyManager {
     /// that is not in the future; [`ManageError::TooManyKeys`] when the user or the space
     /// is full; otherwise the store's or the generator's error.
     pub async fn create(&self, new: NewKey) -> Result<CreatedKey, ManageError> {
+        self.create_reclaiming(new, |_| true).await
+    }
+
+    /// [`KeyManager::create`], making room under the cap only by deleting a dead key for
+    /// which `may_reclaim` holds.
+    pub(super) async fn create_reclaiming(
+        &self,
+        new: NewKey,
+        may_reclaim: impl Fn(&KeyRecord) -> bool,
+    ) -> Result<CreatedKey, ManageError> {
         new.validate()?;
         let now = self.now();
         let expires_at = new.expiry.map(|expiry| expiry.at(now)).transpose()?;
@@ -131,7 +143,7 @@ impl KeyManager {
         }
         let owners = owners(&new);
         for owner in &owners {
-            self.make_room(*owner, &new.user).await?;
+            self.make_room(*owner, &new.user, now, &may_reclaim).await?;
         }
         let created = self.insert(&new, now, expires_at).await?;
         // Creates racing for the last place all insert; each then counts, and one that
@@ -185,18 +197,25 @@ impl KeyManager {
             .len())
     }
 
-    /// Keeps an owner under the cap: when it is full, deletes `user`'s oldest revoked key
-    /// of that owner, or refuses. Another user's keys are never touched.
-    async fn make_room(&self, owner: Owner<'_>, user: &str) -> Result<(), ManageError> {
+    /// Keeps an owner under the cap: when it is full, deletes `user`'s oldest dead key
+    /// (revoked or expired) of that owner that `may_reclaim` allows, or refuses. Another
+    /// user's keys are never touched, nor a live one.
+    async fn make_room(
+        &self,
+        owner: Owner<'_>,
+        user: &str,
+        now: SystemTime,
+        may_reclaim: &impl Fn(&KeyRecord) -> bool,
+    ) -> Result<(), ManageError> {
         let keys = self
             .list_page(owner, Page::first(self.max_keys + 1))
             .await?;
         if keys.len() < self.max_keys {
             return Ok(());
         }
-        let oldest_revoked = keys
-            .iter()
-            .find(|record| record.revoked_at.is_some() && record.identity.user() == user);
+        let oldest_revoked = keys.iter().find(|record| {
+            record.is_dead(now) && record.identity.user() == user && may_reclaim(record)
+        });
         let Some(oldest_revoked) = oldest_revoked else {
             return Err(ManageError::TooManyKeys {
                 limit: self.max_keys,
@@ -208,7 +227,7 @@ impl KeyManager {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(error) => return Err(error.into()),
         }
-        tracing::info!(target: "keygate::manage", key_id = %oldest_revoked.id(), "revoked key deleted to make room");
+        tracing::info!(target: "keygate::manage", key_id = %oldest_revoked.id(), "dead key deleted to make room");
         Ok(())
     }
 

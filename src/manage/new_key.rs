@@ -107,24 +107,61 @@ impl NewKey {
 /// 1 to `max` bytes, not blank, no control characters, and nothing invisible or
 /// direction-changing that would make a listing show other text than is stored.
 pub(super) fn is_text(value: &str, max: usize) -> bool {
+    let mut previous: Option<char> = None;
     !value.trim().is_empty()
         && value.len() <= max
-        && !value.chars().any(|c| c.is_control() || is_format(c))
+        && value.chars().all(|c| {
+            // A variation selector picks how the character before it is drawn ("❤️"):
+            // alone, after a space or after another selector, it draws nothing.
+            let fits = if is_variation_selector(c) {
+                previous.is_some_and(|p| !p.is_whitespace() && !is_variation_selector(p))
+            } else {
+                !c.is_control() && !is_format(c)
+            };
+            previous = Some(c);
+            fits
+        })
 }
 
-/// Unicode format characters a name has no use for: zero-width and joining characters,
-/// bidirectional controls, the soft hyphen and the byte-order mark.
+fn is_variation_selector(c: char) -> bool {
+    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Characters a name has no use for because they show as nothing, or could pass for a
+/// plain name they are not: every Unicode format character (category Cf: zero-width and
+/// joining characters, bidirectional controls, the soft hyphen, the byte-order mark, tag
+/// characters, interlinear annotations), line and paragraph separators, the combining
+/// grapheme joiner, and the blank fillers (Hangul, Khmer, Braille) that render as empty
+/// space. Variation selectors are judged by [`is_text`], by what they follow.
 fn is_format(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
             | '\u{061C}'
-            | '\u{180E}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E00FF}'
+            | '\u{E01F0}'..='\u{E0FFF}'
     )
 }
 
@@ -143,7 +180,21 @@ mod tests {
 
     #[test]
     fn names_with_bidi_or_invisible_characters_are_refused() {
-        for name in ["\u{202E}gnp.exe", "\u{200B}", "a\u{2066}b", "\u{FEFF}key"] {
+        for name in [
+            "\u{202E}gnp.exe",
+            "\u{200B}",
+            "a\u{2066}b",
+            "\u{FEFF}key",
+            "\u{3164}",
+            "\u{2800}",
+            "\u{115F}",
+            "a\u{FFF9}b",
+            "a\u{2028}b",
+            "a\u{FE0F}\u{FE0F}",
+            "\u{FE0F}",
+            "a \u{FE0F}",
+            "quickstart admin\u{E0020}",
+        ] {
             let new = NewKey::new("alice", name);
             assert!(
                 matches!(new.validate(), Err(ManageError::Invalid(_))),
@@ -151,5 +202,21 @@ mod tests {
             );
         }
         assert!(NewKey::new("alice", "ci déploiement 🚀").validate().is_ok());
+        assert!(
+            NewKey::new("alice", "deploy \u{2764}\u{FE0F}")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn spaces_with_invisible_characters_are_refused() {
+        for space in ["\u{3164}", "one\u{E0020}", "\u{2800}"] {
+            let new = NewKey::new("alice", "k").with_space(space);
+            assert!(
+                matches!(new.validate(), Err(ManageError::Invalid(_))),
+                "{space:?}"
+            );
+        }
     }
 }

@@ -78,11 +78,17 @@ impl KeyManager {
         if let Some(cap) = standing.expires_at {
             let asked = match new.expiry {
                 None => cap,
-                Some(expiry) => expiry.at(self.now()).unwrap_or(cap),
+                // An expiry no store can keep is refused as `create` refuses it, not
+                // quietly replaced by the cap.
+                Some(expiry) => expiry.at(self.now())?,
             };
             new.expiry = Some(Expiry::At(asked.min(cap)));
         }
-        self.create(new).await
+        // A full owner makes room only with a dead key this actor could delete itself.
+        self.create_reclaiming(new, |record| {
+            actor.sees(record) && may_touch(actor, &standing, record).is_ok()
+        })
+        .await
     }
 
     /// The keys `actor` owns: its user's keys, and only those of its space when it is a key
@@ -228,12 +234,18 @@ impl KeyManager {
     async fn check_touch(&self, actor: &Actor, id: &KeyId) -> Result<(), ManageError> {
         let standing = self.standing(actor).await?;
         let record = self.visible(actor, id).await?;
-        if actor.administers_key(&record) {
-            return Ok(());
-        }
-        actor.check_scopes(record.identity.scopes())?;
-        standing.check_outlives(&record)
+        may_touch(actor, &standing, &record)
     }
+}
+
+/// Whether `actor`, standing as it does, may revoke or delete a key it sees: an admin of
+/// the key may; an owner must hold its scopes and outlive it.
+fn may_touch(actor: &Actor, standing: &Standing, record: &KeyRecord) -> Result<(), ManageError> {
+    if actor.administers_key(record) {
+        return Ok(());
+    }
+    actor.check_scopes(record.identity.scopes())?;
+    standing.check_outlives(record)
 }
 
 #[cfg(test)]
@@ -548,5 +560,89 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["a", "actor"]);
         assert_eq!(manager.list_as(&person).await.unwrap().len(), 4);
+    }
+
+    /// A manager capped at `max` keys per owner, on a manual clock.
+    fn capped(max: usize) -> (KeyManager, ManualClock) {
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let keygate = Keygate::new(MemoryStore::new())
+            .with_clock(clock.clone())
+            .with_max_keys_per_owner(max);
+        (keygate.manager(), clock)
+    }
+
+    #[tokio::test]
+    async fn create_as_makes_room_only_with_dead_keys_the_actor_could_delete() {
+        let (manager, clock) = capped(3);
+        // Alice's user-wide key and a key in another space, both revoked: a key bound to
+        // space s1 can delete neither.
+        let wide = manager.create(NewKey::new("alice", "wide")).await.unwrap();
+        let other = manager
+            .create(NewKey::new("alice", "other").with_space("s2"))
+            .await
+            .unwrap();
+        manager.revoke(&wide.record.id()).await.unwrap();
+        manager.revoke(&other.record.id()).await.unwrap();
+        clock.advance(Duration::from_secs(1));
+        let bound = key_actor(&manager, Some("s1"), &[], Some(60)).await;
+        let result = manager.create_as(&bound, NewKey::new("", "more")).await;
+        assert!(matches!(result, Err(ManageError::TooManyKeys { limit: 3 })));
+        assert!(
+            manager.get(&wide.record.id()).await.is_ok(),
+            "user-wide key kept"
+        );
+        assert!(
+            manager.get(&other.record.id()).await.is_ok(),
+            "other space kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn create_as_makes_room_with_a_dead_key_of_its_own_space() {
+        let (manager, clock) = capped(2);
+        let bound = key_actor(&manager, Some("s1"), &[], None).await;
+        let old = manager
+            .create_as(&bound, NewKey::new("", "old"))
+            .await
+            .unwrap();
+        manager.revoke(&old.record.id()).await.unwrap();
+        clock.advance(Duration::from_secs(1));
+        manager
+            .create_as(&bound, NewKey::new("", "new"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            manager.get(&old.record.id()).await,
+            Err(ManageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn expired_keys_make_room_once_they_have_expired() {
+        let (manager, clock) = capped(3);
+        let admin = Actor::person("alice", Scopes::default());
+        let short = key_actor(&manager, None, &[], Some(5)).await;
+        manager
+            .create_as(&short, NewKey::new("", "a"))
+            .await
+            .unwrap();
+        manager
+            .create_as(&short, NewKey::new("", "b"))
+            .await
+            .unwrap();
+        let full = manager.create_as(&admin, NewKey::new("", "c")).await;
+        assert!(matches!(full, Err(ManageError::TooManyKeys { .. })));
+        clock.advance(Duration::from_secs(6));
+        let created = manager.create_as(&admin, NewKey::new("", "c")).await;
+        assert!(created.is_ok(), "{created:?}");
+    }
+
+    #[tokio::test]
+    async fn create_as_refuses_an_expiry_no_store_can_keep_even_when_capped() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &[], Some(60)).await;
+        let new = NewKey::new("", "far").expires_in(Duration::from_secs(u64::MAX));
+        let result = manager.create_as(&actor, new).await;
+        assert!(matches!(result, Err(ManageError::Invalid(_))), "{result:?}");
     }
 }
