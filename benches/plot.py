@@ -19,7 +19,13 @@ CONFIGS = [
     ("4_keygate_memory", "keygate, MemoryStore"),
     ("5_keygate_cached_sqlite", "keygate, cached SQLite"),
 ]
-SIZES = [(1000, "1,000 keys", "#4C78A8"), (1000000, "1,000,000 keys", "#F58518")]
+# (size, mode, label, colour): one bar each per configuration.
+SERIES = [
+    (1000, "rotating", "1,000 keys, rotating", "#4C78A8"),
+    (1000, "fixed", "1,000 keys, one key", "#9ECAE9"),
+    (1000000, "rotating", "1,000,000 keys, rotating", "#F58518"),
+    (1000000, "fixed", "1,000,000 keys, one key", "#FFBF79"),
+]
 
 
 def interleaved():
@@ -33,10 +39,12 @@ def interleaved():
 INTERLEAVED = interleaved()
 
 
-def estimate(config, size):
+def estimate(config, size, mode):
     if INTERLEAVED is not None:
-        return INTERLEAVED.get(str(size), {}).get(config)
-    path = os.path.join(TARGET, "criterion", "overhead", config, str(size), "new", "estimates.json")
+        return INTERLEAVED.get(str(size), {}).get(mode, {}).get(config)
+    path = os.path.join(
+        TARGET, "criterion", "overhead", config, f"{size}_{mode}", "new", "estimates.json"
+    )
     try:
         with open(path) as f:
             return json.load(f)["mean"]["point_estimate"]
@@ -46,9 +54,12 @@ def estimate(config, size):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "benches", "overhead.svg")
-    values = {(c, s): estimate(c, s) for c, _ in CONFIGS for s, _, _ in SIZES}
-    top = max(v for v in values.values() if v) * 1.15
-    width, row, left, bar = 760, 56, 250, 20
+    values = {(c, s, m): estimate(c, s, m) for c, _ in CONFIGS for s, m, _, _ in SERIES}
+    found = [v for v in values.values() if v]
+    if not found:
+        sys.exit("no figures: run `cargo bench --bench overhead --features cache,sqlite` first")
+    top = max(found) * 1.15
+    width, row, left, bar = 760, 96, 250, 20
     height = 60 + row * len(CONFIGS) + 40
     scale = (width - left - 80) / top
     parts = [
@@ -63,8 +74,8 @@ def main():
     for i, (config, label) in enumerate(CONFIGS):
         y = 60 + i * row
         parts.append(f'<text x="20" y="{y + 24}">{html.escape(label)}</text>')
-        for j, (size, _, color) in enumerate(SIZES):
-            value = values[(config, size)]
+        for j, (size, mode, _, color) in enumerate(SERIES):
+            value = values[(config, size, mode)]
             if value is None:
                 continue
             yy = y + j * (bar + 2)
@@ -72,8 +83,8 @@ def main():
             parts.append(f'<rect x="{left}" y="{yy}" width="{w:.1f}" height="{bar}" fill="{color}"/>')
             parts.append(f'<text x="{left + w + 6:.1f}" y="{yy + 15}">{value:.0f}</text>')
     y = height - 24
-    for j, (_, label, color) in enumerate(SIZES):
-        x = left + j * 170
+    for j, (_, _, label, color) in enumerate(SERIES):
+        x = 20 + j * 185
         parts.append(f'<rect x="{x}" y="{y - 11}" width="12" height="12" fill="{color}"/>')
         parts.append(f'<text x="{x + 18}" y="{y}">{label}</text>')
     parts.append("</svg>")
