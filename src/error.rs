@@ -32,6 +32,12 @@ pub enum ConfigError {
         "a notification channel is 1 to 63 lowercase ASCII letters, digits or `_`, not starting with a digit"
     )]
     InvalidChannel,
+    /// A rate limit needs a count and a burst of at least one, and a period of at least a
+    /// millisecond; a quota, a limit of at least one.
+    #[error(
+        "a rate limit needs a count and a burst of at least 1 and a period of at least 1 ms; a quota, a limit of at least 1"
+    )]
+    InvalidLimit,
     /// A layer needs at least one place to read keys from.
     #[error("at least one key source is required")]
     NoSources,

@@ -82,6 +82,7 @@ mod extract;
 mod identity;
 mod key;
 mod layer;
+mod limit;
 mod manage;
 mod policy;
 mod record;
@@ -108,6 +109,7 @@ pub use key::{
     KeyHasher, KeyId, MIN_PEPPER_LEN, MalformedKey,
 };
 pub use layer::{ApiKeyLayer, ApiKeyService, LayerStats, ResponseFuture};
+pub use limit::{Quota, RateLimit, Refill};
 pub use manage::{
     Actor, CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE, ManageError, NewKey,
 };
@@ -123,8 +125,8 @@ pub use store::SqliteStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use store::{CacheConfig, CachedStore};
 pub use store::{
-    Cursor, KeyStore, KeyStoreWrite, MemoryStore, Page, PreviousSecret, StoreError, StoredKey,
-    UsageUpdate,
+    Cursor, KeyEdit, KeyStore, KeyStoreWrite, MemoryStore, Page, PreviousSecret, StoreError,
+    StoredKey, UsageUpdate,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -133,7 +135,11 @@ pub use store::{DEFAULT_CHANNEL, Heartbeat, InvalidationListener, PgStore};
 /// One key as a SQL query returns it, and the time type SQL stores use.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use store::sql::{row::KeyRow, types::Timestamp};
+pub use store::sql::{
+    edit::{KEY_EDIT_SET, bind_key_edit},
+    row::KeyRow,
+    types::Timestamp,
+};
 
 /// The `#[async_trait]` attribute the store traits are written with, so that implementing
 /// them needs no dependency of your own.

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use crate::identity::Identity;
 use crate::key::id::KeyId;
+use crate::limit::{Quota, RateLimit};
 
 /// A key as listed on an account page: name, id, preview and dates.
 ///
@@ -25,6 +26,12 @@ pub struct KeyRecord {
     pub last_used_at: Option<SystemTime>,
     /// Successful uses flushed to the store.
     pub use_count: u64,
+    /// Whether the key is paused.
+    pub disabled: bool,
+    /// The key's own rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// The key's quota of uses.
+    pub quota: Option<Quota>,
 }
 
 impl KeyRecord {
@@ -38,6 +45,9 @@ impl KeyRecord {
             revoked_at: None,
             last_used_at: None,
             use_count: 0,
+            disabled: false,
+            rate_limit: None,
+            quota: None,
         }
     }
 
@@ -60,14 +70,27 @@ impl KeyRecord {
         self
     }
 
+    /// Sets whether the key is paused.
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// Sets the key's rate limit and quota.
+    pub fn with_limits(mut self, rate_limit: Option<RateLimit>, quota: Option<Quota>) -> Self {
+        self.rate_limit = rate_limit;
+        self.quota = quota;
+        self
+    }
+
     /// The key's id.
     pub fn id(&self) -> KeyId {
         self.identity.key_id()
     }
 
-    /// Whether the key works at `now`: not revoked and not expired.
+    /// Whether the key works at `now`: not revoked, not paused and not expired.
     pub fn is_active(&self, now: SystemTime) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
+        self.revoked_at.is_none() && !self.disabled && self.expires_at.is_none_or(|at| now < at)
     }
 
     /// Whether the key can never authenticate again as it stands: revoked, or expired at

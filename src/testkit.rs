@@ -65,6 +65,10 @@
 //! - **Usage.** `record_usage` adds counts and keeps the latest time; unknown ids are
 //!   skipped without failing the batch.
 //! - **Expiry** round-trips.
+//! - **Edits.** After `edit`, `find` and `record` show every field it set (name, expiry,
+//!   scopes, pause, rate limit, quota) and keep every other one, the secret included;
+//!   `Some(None)` takes an expiry, a rate limit or a quota away; a record inserted paused
+//!   and with limits is found so; of an unknown id it is `Err(NotFound)`.
 //!
 //! Times are compared at whole-second precision: stores may truncate below that.
 
@@ -75,8 +79,10 @@ use crate::identity::Identity;
 use crate::key::generate::KeyGenerator;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
+use crate::limit::{Quota, RateLimit, Refill};
 use crate::record::KeyRecord;
 use crate::scopes::Scopes;
+use crate::store::edit::KeyEdit;
 use crate::store::error::StoreError;
 use crate::store::key_store::KeyStore;
 use crate::store::page::Page;
@@ -182,6 +188,11 @@ macro_rules! store_conformance {
             record_usage_adds_counts_and_keeps_the_latest_time,
             record_usage_skips_unknown_ids,
             expiry_round_trips,
+            edit_is_seen_by_the_next_find_and_record,
+            edit_changes_only_the_fields_it_sets,
+            edit_takes_away_an_expiry_and_limits,
+            disabled_key_round_trips_through_insert,
+            edit_of_an_unknown_id_is_not_found,
         );
     };
     ($make:expr) => {
@@ -543,5 +554,113 @@ pub mod checks {
         insert(&store, &record, hash(1)).await;
         let found = store.find(&id).await.expect("find").expect("the key");
         assert_eq!(found.expires_at, Some(at(3600)));
+    }
+
+    fn limits() -> (RateLimit, Quota) {
+        let rate = RateLimit::new(90, Duration::from_secs(60))
+            .and_then(|limit| limit.with_burst(7))
+            .unwrap_or_else(|error| panic!("a valid limit: {error}"));
+        let quota = Quota::new(500, Refill::Monthly)
+            .unwrap_or_else(|error| panic!("a valid quota: {error}"));
+        (rate, quota)
+    }
+
+    /// After `edit` returns, `find` and `record` show every field it set: name, expiry,
+    /// scopes, pause, rate limit and quota.
+    pub async fn edit_is_seen_by_the_next_find_and_record<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
+        let (rate, quota) = limits();
+        let scopes = Scopes::new(["items:read"]).unwrap_or_default();
+        let edit = KeyEdit::new()
+            .rename("renamed")
+            .expires_at(Some(at(7200)))
+            .scopes(scopes.clone())
+            .disable()
+            .rate_limit(Some(rate))
+            .quota(Some(quota));
+        store.edit(&id, &edit).await.expect("edit");
+        let found = store.find(&id).await.expect("find").expect("the key");
+        assert_eq!(found.identity.name(), "renamed", "name");
+        assert_eq!(found.expires_at, Some(at(7200)), "expiry");
+        assert_eq!(found.identity.scopes(), &scopes, "scopes");
+        assert!(found.disabled, "paused");
+        assert_eq!(found.rate_limit, Some(rate), "rate limit");
+        assert_eq!(found.quota, Some(quota), "quota");
+        let record = read(&store, &id).await;
+        assert_eq!(record.identity.name(), "renamed", "record name");
+        assert!(record.disabled, "record paused");
+        assert_eq!(record.rate_limit, Some(rate), "record rate limit");
+        assert_eq!(record.quota, Some(quota), "record quota");
+    }
+
+    /// An edit that sets one field keeps every other one, and `enable` undoes `disable`.
+    pub async fn edit_changes_only_the_fields_it_sets<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
+        let before = read(&store, &id).await;
+        store
+            .edit(&id, &KeyEdit::new().disable())
+            .await
+            .expect("disable");
+        store
+            .edit(&id, &KeyEdit::new().enable())
+            .await
+            .expect("enable");
+        store
+            .edit(&id, &KeyEdit::new().rename("only the name"))
+            .await
+            .expect("rename");
+        let after = read(&store, &id).await;
+        assert_eq!(after.identity.name(), "only the name");
+        assert_eq!(
+            after.identity.scopes(),
+            before.identity.scopes(),
+            "scopes kept"
+        );
+        assert_eq!(after.expires_at, before.expires_at, "expiry kept");
+        assert!(!after.disabled, "enabled again");
+        let found = store.find(&id).await.expect("find").expect("the key");
+        assert_eq!(found.hash, hash(1), "the secret is not an edit's to change");
+    }
+
+    /// `Some(None)` takes an expiry, a rate limit and a quota away.
+    pub async fn edit_takes_away_an_expiry_and_limits<F: Fixture>(fixture: &F) {
+        let (store, id, _) = one_key(fixture).await;
+        let (rate, quota) = limits();
+        let set = KeyEdit::new()
+            .expires_at(Some(at(7200)))
+            .rate_limit(Some(rate))
+            .quota(Some(quota));
+        store.edit(&id, &set).await.expect("set");
+        let clear = KeyEdit::new().expires_at(None).rate_limit(None).quota(None);
+        store.edit(&id, &clear).await.expect("clear");
+        let found = store.find(&id).await.expect("find").expect("the key");
+        assert_eq!(found.expires_at, None, "expiry");
+        assert_eq!(found.rate_limit, None, "rate limit");
+        assert_eq!(found.quota, None, "quota");
+    }
+
+    /// A record inserted paused and with limits is found that way.
+    pub async fn disabled_key_round_trips_through_insert<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let user = fixture.user(&store).await;
+        let id = fresh_id();
+        let (rate, quota) = limits();
+        let record = record(id, &user, None, 1)
+            .with_disabled(true)
+            .with_limits(Some(rate), Some(quota));
+        insert(&store, &record, hash(1)).await;
+        let found = store.find(&id).await.expect("find").expect("the key");
+        assert!(found.disabled);
+        assert_eq!((found.rate_limit, found.quota), (Some(rate), Some(quota)));
+    }
+
+    /// `edit` of an unknown id fails with `NotFound`.
+    pub async fn edit_of_an_unknown_id_is_not_found<F: Fixture>(fixture: &F) {
+        let store = fixture.store().await;
+        let result = store.edit(&fresh_id(), &KeyEdit::new().rename("x")).await;
+        assert!(
+            matches!(result, Err(StoreError::NotFound)),
+            "expected NotFound, got {result:?}"
+        );
     }
 }

@@ -75,6 +75,9 @@ impl KeyStoreWrite for CountingWrites {
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         KeyStoreWrite::revoke(&self.inner, id, at).await
     }
+    async fn edit(&self, id: &KeyId, edit: &keygate::KeyEdit) -> Result<(), StoreError> {
+        self.inner.edit(id, edit).await
+    }
     async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
         self.inner.delete(id).await
     }
@@ -226,6 +229,23 @@ async fn revoked_key_is_audited_as_revoked() {
     audited.manager.revoke(&created.key.id()).await.unwrap();
     let key = created.key.expose_secret();
     assert_eq!(audited.reason_for("/me", Some(key)).await, Reason::Revoked);
+}
+
+#[tokio::test]
+async fn disabled_key_is_audited_as_disabled() {
+    let audited = audited();
+    let created = audited
+        .manager
+        .create(NewKey::new("alice", "k"))
+        .await
+        .unwrap();
+    audited
+        .manager
+        .edit(&created.key.id(), keygate::KeyEdit::new().disable())
+        .await
+        .unwrap();
+    let key = created.key.expose_secret();
+    assert_eq!(audited.reason_for("/me", Some(key)).await, Reason::Disabled);
 }
 
 #[tokio::test]

@@ -174,6 +174,24 @@ async fn revoked_key_gets_401_invalid_token() {
 }
 
 #[tokio::test]
+async fn disabled_key_gets_401_invalid_token_and_works_again_once_enabled() {
+    let fx = Fixture::new();
+    let stored = fx.store.inner.get(&fx.key.id()).unwrap();
+    fx.store
+        .inner
+        .update(stored.clone().with_disabled(true))
+        .unwrap();
+    let header = [("x-api-key", fx.secret().as_bytes())];
+    assert_invalid_token(&send(fx.app(fx.layer()), &header).await);
+    assert_eq!(fx.handled(), 0);
+    fx.store.inner.update(stored).unwrap();
+    assert_eq!(
+        send(fx.app(fx.layer()), &header).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn key_expires_when_the_clock_reaches_its_deadline() {
     let fx = Fixture::new();
     let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -204,6 +222,9 @@ async fn every_invalid_key_gets_one_identical_response() {
         .inner
         .update(stored.with_expires_at(UNIX_EPOCH))
         .unwrap();
+    let disabled = issue(&fx.store.inner, "dave", |identity| identity);
+    let stored = fx.store.inner.get(&disabled.id()).unwrap();
+    fx.store.inner.update(stored.with_disabled(true)).unwrap();
     let unknown = KeyGenerator::default().generate().unwrap();
 
     let presented = [
@@ -211,6 +232,7 @@ async fn every_invalid_key_gets_one_identical_response() {
         unknown.expose_secret().to_owned(),
         revoked.expose_secret().to_owned(),
         expired.expose_secret().to_owned(),
+        disabled.expose_secret().to_owned(),
     ];
     let mut replies = Vec::new();
     for key in &presented {

@@ -169,6 +169,46 @@ async fn regenerate_on_one_instance_kills_the_old_key_on_the_other() {
     );
 }
 
+#[tokio::test]
+async fn a_key_disabled_on_one_instance_is_refused_by_the_other_within_the_bound() {
+    let schema = pg::schema_of(&pg::fresh_store().await);
+    let a = instance(&schema).await;
+    let b = instance(&schema).await;
+    let created = a.manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let key = created.key.expose_secret();
+    assert_eq!(status(&b.app, key).await, StatusCode::OK);
+    assert_eq!(status(&b.app, key).await, StatusCode::OK, "cached on B");
+    a.manager
+        .edit(&created.record.id(), keygate::KeyEdit::new().disable())
+        .await
+        .unwrap();
+    let edited = Instant::now();
+    assert_eq!(
+        status(&a.app, key).await,
+        StatusCode::UNAUTHORIZED,
+        "at once on A"
+    );
+    while status(&b.app, key).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            edited.elapsed() < Duration::from_secs(1),
+            "B served a disabled key past the fleet bound"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    a.manager
+        .edit(&created.record.id(), keygate::KeyEdit::new().enable())
+        .await
+        .unwrap();
+    let enabled = Instant::now();
+    while status(&b.app, key).await != StatusCode::OK {
+        assert!(
+            enabled.elapsed() < Duration::from_secs(1),
+            "B kept refusing a key enabled again"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_and_listener_recover_after_their_connections_are_cut() {
     let schema = pg::schema_of(&pg::fresh_store().await);

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::get;
 use common::send;
 use http::StatusCode;
-use keygate::{KeySource, Keygate, NewKey, SqliteStore};
+use keygate::{KeySource, KeyStore, KeyStoreWrite, Keygate, NewKey, SqliteStore};
 
 fn app(keygate: &Keygate<SqliteStore>) -> (Router, keygate::ApiKeyLayer) {
     let auth = keygate
@@ -52,5 +52,43 @@ async fn reopening_does_not_migrate_twice() {
         .fetch_all(again.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_table_from_the_first_migration_gains_edits_and_keeps_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    // A database as keygate's first migration left it, with one key in it.
+    let old = keygate::sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    keygate::sqlx::raw_sql(include_str!(
+        "../src/store/sql/migrations/sqlite_0001_keys.sql"
+    ))
+    .execute(&old)
+    .await
+    .unwrap();
+    keygate::sqlx::raw_sql(
+        "CREATE TABLE keygate_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+         INSERT INTO keygate_migrations VALUES (1, 0);
+         INSERT INTO keygate_keys (id, hash, user_id, name, scopes, preview, created_at)
+         VALUES ('AbCdEfGh12345678', x'0101010101010101010101010101010101010101010101010101010101010101',
+                 'alice', 'old key', '', 'kg_...0001', 1800000000000000);",
+    )
+    .execute(&old)
+    .await
+    .unwrap();
+    old.close().await;
+
+    let store = SqliteStore::connect(&url).await.unwrap(); // applies migration 2
+    let id = keygate::KeyId::parse("AbCdEfGh12345678").unwrap();
+    let found = store.find(&id).await.unwrap().expect("the old key");
+    assert!(!found.disabled);
+    assert_eq!((found.rate_limit, found.quota), (None, None));
+    store
+        .edit(&id, &keygate::KeyEdit::new().disable())
+        .await
+        .unwrap();
+    assert!(store.find(&id).await.unwrap().unwrap().disabled);
 }

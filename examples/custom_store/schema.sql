@@ -14,7 +14,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     previous_hash BLOB,
     previous_valid_until INTEGER,
     last_used_at INTEGER,
-    use_count INTEGER NOT NULL DEFAULT 0
+    use_count INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    rate_count INTEGER,
+    rate_period_ms INTEGER,
+    rate_burst INTEGER,
+    quota_limit INTEGER,
+    quota_refill TEXT
 );
 CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user_id, created_at);
 CREATE INDEX IF NOT EXISTS api_keys_space ON api_keys (space_id, created_at);

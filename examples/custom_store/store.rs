@@ -5,11 +5,16 @@
 use std::time::SystemTime;
 
 use keygate::sqlx::{SqlitePool, query, query_as};
-use keygate::{KeyHash, KeyId, KeyRecord, KeyRow, KeyStore, KeyStoreWrite, Page, StoreError};
-use keygate::{StoredKey, Timestamp, UsageUpdate, async_trait};
+use keygate::{
+    KEY_EDIT_SET, KeyEdit, StoreError, StoredKey, Timestamp, UsageUpdate, async_trait,
+    bind_key_edit,
+};
+use keygate::{KeyHash, KeyId, KeyRecord, KeyRow, KeyStore, KeyStoreWrite, Page, Quota, RateLimit};
 
 const INSERT: &str = "INSERT INTO api_keys (id, hash, user_id, space_id, name, scopes, preview,
-    created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    created_at, expires_at, revoked_at, disabled, rate_count, rate_period_ms, rate_burst,
+    quota_limit, quota_refill) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+    $14, $15, $16)";
 const REPLACE: &str = "UPDATE api_keys SET hash = $3, preview = $4, previous_valid_until = $2,
     previous_hash = CASE WHEN $2 IS NULL THEN NULL ELSE hash END WHERE id = $1";
 const REVOKE: &str = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2),
@@ -52,10 +57,25 @@ impl KeyStoreWrite for AppKeys {
         let q = q.bind(key.space()).bind(key.name()).bind(key.scopes());
         let q = q.bind(&record.preview).bind(Timestamp(record.created_at));
         let q = q.bind(record.expires_at.map(Timestamp));
-        q.bind(record.revoked_at.map(Timestamp))
+        let q = q
+            .bind(record.revoked_at.map(Timestamp))
+            .bind(record.disabled);
+        let rate = record.rate_limit.map(RateLimit::to_parts);
+        let q = q
+            .bind(rate.map(|r| r.0))
+            .bind(rate.map(|r| r.1))
+            .bind(rate.map(|r| r.2));
+        let quota = record.quota.map(Quota::to_parts);
+        let q = q.bind(quota.map(|q| q.0)).bind(quota.map(|q| q.1));
+        q.execute(&self.0).await?;
+        Ok(())
+    }
+    async fn edit(&self, id: &KeyId, edit: &KeyEdit) -> Result<(), StoreError> {
+        let sql = format!("UPDATE api_keys SET {KEY_EDIT_SET} WHERE id = $1");
+        let done = bind_key_edit(query(&sql), id, edit)
             .execute(&self.0)
             .await?;
-        Ok(())
+        StoreError::one_row(done.rows_affected())
     }
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         Ok(self.row(id).await?.map(KeyRow::into_record))

@@ -150,6 +150,8 @@ pub enum Reason {
     Revoked,
     /// The key has expired.
     Expired,
+    /// The key is paused.
+    Disabled,
     /// The key is bound to another space than the request targets.
     WrongSpace,
     /// The key lacks the scope the route requires.
@@ -171,6 +173,7 @@ impl Reason {
             Self::WrongSecret => "wrong_secret",
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::Disabled => "disabled",
             Self::WrongSpace => "wrong_space",
             Self::MissingScope(_) => "missing_scope",
             Self::StoreError => "store_error",

@@ -277,6 +277,9 @@ mod tests {
             async fn revoke(&self, _: &KeyId, _: SystemTime) -> Result<(), StoreError> {
                 Ok(())
             }
+            async fn edit(&self, _: &KeyId, _: &crate::KeyEdit) -> Result<(), StoreError> {
+                Ok(())
+            }
             async fn delete(&self, _: &KeyId) -> Result<(), StoreError> {
                 Ok(())
             }

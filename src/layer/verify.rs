@@ -34,6 +34,9 @@ pub(crate) fn verify(
     if stored.revoked {
         return Err(InvalidKey::Revoked);
     }
+    if stored.disabled {
+        return Err(InvalidKey::Disabled);
+    }
     if stored.expires_at.is_some_and(|at| now() >= at) {
         return Err(InvalidKey::Expired);
     }

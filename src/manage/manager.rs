@@ -12,8 +12,9 @@ use crate::key::generate::KeyGenerator;
 use crate::key::hash::KeyHasher;
 use crate::key::id::KeyId;
 use crate::manage::error::ManageError;
-use crate::manage::new_key::NewKey;
+use crate::manage::new_key::{Expiry, NewKey};
 use crate::record::KeyRecord;
+use crate::store::edit::KeyEdit;
 use crate::store::error::StoreError;
 use crate::store::page::Page;
 use crate::store::write::KeyStoreWrite;
@@ -389,6 +390,43 @@ impl KeyManager {
         Ok(())
     }
 
+    /// Edits key `id`: renames it, sets or takes away its expiry, changes its scopes,
+    /// pauses or resumes it, sets its rate limit or quota ([`KeyEdit`]). The change is
+    /// seen by the next request on this instance, and through a [`CachedStore`]'s
+    /// invalidation (the PostgreSQL listener) on the others. Returns the edited record.
+    ///
+    /// A revoked key cannot be edited: revocation is for good.
+    ///
+    /// [`CachedStore`]: crate::CachedStore
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::Invalid`] for a name that is not 1 to 128 bytes of visible text or
+    /// an expiry that is not in the future (or past year 9999); [`ManageError::NotFound`];
+    /// [`ManageError::Revoked`]; or the store's error.
+    pub async fn edit(&self, id: &KeyId, edit: KeyEdit) -> Result<KeyRecord, ManageError> {
+        let record = self.get(id).await?;
+        self.edit_record(&record, edit).await
+    }
+
+    /// [`KeyManager::edit`] of a record already read.
+    pub(super) async fn edit_record(
+        &self,
+        record: &KeyRecord,
+        edit: KeyEdit,
+    ) -> Result<KeyRecord, ManageError> {
+        if record.revoked_at.is_some() {
+            return Err(ManageError::Revoked);
+        }
+        validate_edit(&edit, self.now())?;
+        let id = record.id();
+        if !edit.is_empty() {
+            self.store.edit(&id, &edit).await.map_err(not_found)?;
+            tracing::info!(target: "keygate::manage", key_id = %id, "key edited");
+        }
+        self.get(&id).await
+    }
+
     /// Deletes key `id` and its record: its lookups find nothing from then on (401, and
     /// `unknown` in the audit trail). Revoke instead to keep the record.
     ///
@@ -433,6 +471,19 @@ fn owners(new: &NewKey) -> Vec<Owner<'_>> {
 }
 
 /// A store's `NotFound` as the manager's.
+/// What an edit may set: a name as [`NewKey`] takes one, an expiry in the future.
+fn validate_edit(edit: &KeyEdit, now: SystemTime) -> Result<(), ManageError> {
+    if let Some(name) = &edit.name {
+        NewKey::new("user", name.as_str()).validate()?;
+    }
+    if let Some(Some(at)) = edit.expires_at
+        && Expiry::At(at).at(now)? <= now
+    {
+        return Err(ManageError::Invalid("the expiry must lie in the future"));
+    }
+    Ok(())
+}
+
 fn not_found(error: StoreError) -> ManageError {
     match error {
         StoreError::NotFound => ManageError::NotFound,
@@ -465,7 +516,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{Clock, ManualClock};
     use crate::config::Keygate;
     use crate::store::memory::MemoryStore;
 
@@ -685,5 +736,51 @@ mod tests {
                 .revoked_at
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_cannot_be_edited_back_to_life() {
+        let (manager, _) = manager();
+        let created = manager.create(NewKey::new("alice", "k")).await.unwrap();
+        manager.revoke(&created.record.id()).await.unwrap();
+        let result = manager
+            .edit(&created.record.id(), KeyEdit::new().enable())
+            .await;
+        assert!(matches!(result, Err(ManageError::Revoked)));
+    }
+
+    #[tokio::test]
+    async fn edit_refuses_an_invisible_name_and_a_past_expiry() {
+        let (manager, clock) = manager();
+        let id = manager
+            .create(NewKey::new("alice", "k"))
+            .await
+            .unwrap()
+            .record
+            .id();
+        let blank = manager.edit(&id, KeyEdit::new().rename("\u{3164}")).await;
+        assert!(matches!(blank, Err(ManageError::Invalid(_))));
+        let past = manager
+            .edit(&id, KeyEdit::new().expires_at(Some(clock.now())))
+            .await;
+        assert!(matches!(past, Err(ManageError::Invalid(_))));
+        assert_eq!(manager.get(&id).await.unwrap().identity.name(), "k");
+    }
+
+    #[tokio::test]
+    async fn edit_returns_the_edited_record() {
+        let (manager, _) = manager();
+        let id = manager
+            .create(NewKey::new("alice", "k"))
+            .await
+            .unwrap()
+            .record
+            .id();
+        let edited = manager
+            .edit(&id, KeyEdit::new().rename("renamed").disable())
+            .await
+            .unwrap();
+        assert_eq!(edited.identity.name(), "renamed");
+        assert!(edited.disabled);
     }
 }

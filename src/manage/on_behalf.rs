@@ -9,6 +9,7 @@ use crate::manage::error::ManageError;
 use crate::manage::manager::{CreatedKey, KeyManager, Owner};
 use crate::manage::new_key::{Expiry, NewKey};
 use crate::record::KeyRecord;
+use crate::store::edit::KeyEdit;
 use crate::store::page::Page;
 
 impl KeyManager {
@@ -213,6 +214,52 @@ impl KeyManager {
     pub async fn delete_as(&self, actor: &Actor, id: &KeyId) -> Result<(), ManageError> {
         self.check_touch(actor, id).await?;
         self.delete(id).await
+    }
+
+    /// [`KeyManager::edit`] on behalf of `actor`, under the rules of
+    /// [`KeyManager::revoke_as`] (an owner must hold every scope of the key and outlive it;
+    /// an admin of the key may edit it), and never to widen it:
+    ///
+    /// - scopes may only be narrowed: every new scope must be one the key already holds
+    ///   (and, for an owner, one the actor holds);
+    /// - an expiry may not be set past the actor's own, nor taken away by an actor that
+    ///   expires;
+    /// - a rate limit or a quota is an admin's to set: the key's owner could otherwise
+    ///   lift its own throttle.
+    ///
+    /// Renaming, pausing and resuming follow the revoke rule alone.
+    ///
+    /// # Errors
+    ///
+    /// [`ManageError::NotFound`] for a key the actor may not see,
+    /// [`ManageError::ScopeEscalation`], [`ManageError::LifetimeEscalation`],
+    /// [`ManageError::NotAdmin`], [`ManageError::PreviousSecret`],
+    /// [`ManageError::InactiveActor`], or as [`KeyManager::edit`].
+    pub async fn edit_as(
+        &self,
+        actor: &Actor,
+        id: &KeyId,
+        edit: KeyEdit,
+    ) -> Result<KeyRecord, ManageError> {
+        let standing = self.standing(actor).await?;
+        let record = self.visible(actor, id).await?;
+        may_touch(actor, &standing, &record)?;
+        if let Some(scopes) = &edit.scopes
+            && let Some(wider) = scopes
+                .iter()
+                .find(|scope| !record.identity.scopes().contains(scope))
+        {
+            return Err(ManageError::ScopeEscalation(wider.to_owned()));
+        }
+        if let (Some(asked), Some(cap)) = (edit.expires_at, standing.expires_at)
+            && asked.is_none_or(|at| at > cap)
+        {
+            return Err(ManageError::LifetimeEscalation);
+        }
+        if (edit.rate_limit.is_some() || edit.quota.is_some()) && !actor.administers_key(&record) {
+            return Err(ManageError::NotAdmin);
+        }
+        self.edit_record(&record, edit).await
     }
 
     /// Revokes every live key of `user` on behalf of `actor`, which must be an app admin:
@@ -644,5 +691,104 @@ mod tests {
         let new = NewKey::new("", "far").expires_in(Duration::from_secs(u64::MAX));
         let result = manager.create_as(&actor, new).await;
         assert!(matches!(result, Err(ManageError::Invalid(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn edit_as_narrows_scopes_but_never_widens_them() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &["a", "b", "keys:write"], None).await;
+        let target = alices_key(&manager, &["a", "b"]).await;
+        let narrowed = manager
+            .edit_as(
+                &actor,
+                &target,
+                KeyEdit::new().scopes(Scopes::new(["a"]).unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(narrowed.identity.scopes(), &Scopes::new(["a"]).unwrap());
+        let widened = manager
+            .edit_as(
+                &actor,
+                &target,
+                KeyEdit::new().scopes(Scopes::new(["a", "b"]).unwrap()),
+            )
+            .await;
+        assert!(matches!(widened, Err(ManageError::ScopeEscalation(scope)) if scope == "b"));
+    }
+
+    #[tokio::test]
+    async fn edit_as_cannot_extend_an_expiry_past_the_actors() {
+        let (manager, clock) = manager();
+        let actor = key_actor(&manager, None, &[], Some(60)).await;
+        let target = manager
+            .create_as(
+                &actor,
+                NewKey::new("", "child").expires_in(Duration::from_secs(30)),
+            )
+            .await
+            .unwrap()
+            .record
+            .id();
+        let later = clock.now() + Duration::from_secs(3600);
+        let result = manager
+            .edit_as(&actor, &target, KeyEdit::new().expires_at(Some(later)))
+            .await;
+        assert!(matches!(result, Err(ManageError::LifetimeEscalation)));
+        let forever = manager
+            .edit_as(&actor, &target, KeyEdit::new().expires_at(None))
+            .await;
+        assert!(matches!(forever, Err(ManageError::LifetimeEscalation)));
+        let sooner = clock.now() + Duration::from_secs(10);
+        let edited = manager
+            .edit_as(&actor, &target, KeyEdit::new().expires_at(Some(sooner)))
+            .await
+            .unwrap();
+        assert_eq!(edited.expires_at, Some(sooner));
+    }
+
+    #[tokio::test]
+    async fn edit_as_leaves_limits_to_admins() {
+        let (manager, _) = manager();
+        let owner = Actor::person("alice", Scopes::default());
+        let target = alices_key(&manager, &[]).await;
+        let unthrottle = KeyEdit::new().rate_limit(None);
+        let result = manager.edit_as(&owner, &target, unthrottle.clone()).await;
+        assert!(matches!(result, Err(ManageError::NotAdmin)));
+        let admin = Actor::person("root", Scopes::default()).app_admin();
+        assert!(manager.edit_as(&admin, &target, unthrottle).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn edit_as_refuses_a_key_that_outlives_the_actor() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &[], Some(60)).await;
+        let permanent = alices_key(&manager, &[]).await;
+        let result = manager
+            .edit_as(&actor, &permanent, KeyEdit::new().disable())
+            .await;
+        assert!(matches!(result, Err(ManageError::LifetimeEscalation)));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_key_manages_nothing() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &[], None).await;
+        let own = actor.identity().unwrap().key_id();
+        manager.edit(&own, KeyEdit::new().disable()).await.unwrap();
+        let result = manager.create_as(&actor, NewKey::new("", "k")).await;
+        assert!(matches!(result, Err(ManageError::InactiveActor)));
+    }
+
+    #[tokio::test]
+    async fn previous_secret_cannot_edit() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &[], None).await;
+        let target = alices_key(&manager, &[]).await;
+        let old = grace_identity(actor.identity().unwrap().clone());
+        let result = manager
+            .edit_as(&Actor::key(&old), &target, KeyEdit::new().enable())
+            .await;
+        assert!(matches!(result, Err(ManageError::PreviousSecret)));
     }
 }

@@ -56,6 +56,7 @@ impl Rejection {
             Self::Invalid(InvalidKey::WrongSecret) => Reason::WrongSecret,
             Self::Invalid(InvalidKey::Revoked) => Reason::Revoked,
             Self::Invalid(InvalidKey::Expired) => Reason::Expired,
+            Self::Invalid(InvalidKey::Disabled) => Reason::Disabled,
             Self::Forbidden(Insufficient::Space) => Reason::WrongSpace,
             Self::Forbidden(Insufficient::Scope(scope)) => Reason::MissingScope(scope.clone()),
             Self::Unavailable(StoreError::Timeout(_)) => Reason::StoreTimeout,
@@ -110,4 +111,7 @@ pub enum InvalidKey {
     /// The key has expired.
     #[error("expired")]
     Expired,
+    /// The key is paused ([`KeyEdit::disable`](crate::KeyEdit::disable)).
+    #[error("disabled")]
+    Disabled,
 }

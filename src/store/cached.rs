@@ -12,6 +12,7 @@ use moka::future::Cache;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::record::KeyRecord;
+use crate::store::edit::KeyEdit;
 use crate::store::error::StoreError;
 use crate::store::invalidations::Invalidations;
 use crate::store::key_store::KeyStore;
@@ -373,6 +374,12 @@ impl<S: KeyStoreWrite> KeyStoreWrite for CachedStore<S> {
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         let result = self.shared.store.revoke(id, at).await;
+        self.invalidate(id).await;
+        result
+    }
+
+    async fn edit(&self, id: &KeyId, edit: &KeyEdit) -> Result<(), StoreError> {
+        let result = self.shared.store.edit(id, edit).await;
         self.invalidate(id).await;
         result
     }

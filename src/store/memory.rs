@@ -10,6 +10,7 @@ use crate::identity::Identity;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::record::KeyRecord;
+use crate::store::edit::KeyEdit;
 use crate::store::error::StoreError;
 use crate::store::key_store::KeyStore;
 use crate::store::page::{Cursor, Page};
@@ -126,8 +127,11 @@ impl KeyStore for MemoryStore {
 #[async_trait]
 impl KeyStoreWrite for MemoryStore {
     async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
-        let mut key =
-            StoredKey::new(hash, record.identity.clone()).with_revoked(record.revoked_at.is_some());
+        let mut key = StoredKey::new(hash, record.identity.clone())
+            .with_revoked(record.revoked_at.is_some())
+            .with_disabled(record.disabled)
+            .with_rate_limit(record.rate_limit)
+            .with_quota(record.quota);
         key.expires_at = record.expires_at;
         let mut slot = Slot::new(key);
         let cold = slot.cold_mut();
@@ -175,6 +179,14 @@ impl KeyStoreWrite for MemoryStore {
             cold.revoked = true;
             cold.previous = None;
             cold.revoked_at.get_or_insert(at);
+        })
+    }
+
+    async fn edit(&self, id: &KeyId, edit: &KeyEdit) -> Result<(), StoreError> {
+        self.modify(id, |slot| {
+            let mut key = slot.stored();
+            edit.apply(&mut key);
+            slot.set_stored(key);
         })
     }
 

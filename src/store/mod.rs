@@ -3,6 +3,7 @@
 //!
 //! Implement them for your own database, or use [`MemoryStore`].
 
+pub(crate) mod edit;
 pub(crate) mod error;
 pub(crate) mod key_store;
 pub(crate) mod stored;
@@ -20,6 +21,7 @@ pub(crate) mod table;
 
 #[cfg(feature = "cache")]
 pub use cached::{CacheConfig, CachedStore};
+pub use edit::KeyEdit;
 pub use error::StoreError;
 pub use key_store::KeyStore;
 pub use memory::MemoryStore;

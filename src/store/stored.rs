@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use crate::identity::Identity;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
+use crate::limit::{Quota, RateLimit};
 
 /// What a store holds for one key: its hash, who it speaks for, and its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,12 @@ pub struct StoredKey {
     pub expires_at: Option<SystemTime>,
     /// The secret replaced by the last regeneration, while its grace period lasts.
     pub previous: Option<PreviousSecret>,
+    /// Whether the key is paused: refused like a revoked key, until it is enabled again.
+    pub disabled: bool,
+    /// The key's own rate limit, in place of the layer's default.
+    pub rate_limit: Option<RateLimit>,
+    /// The key's quota of uses.
+    pub quota: Option<Quota>,
 }
 
 /// A replaced secret that stays valid until a deadline, so clients can roll over.
@@ -40,6 +47,9 @@ impl StoredKey {
             revoked: false,
             expires_at: None,
             previous: None,
+            disabled: false,
+            rate_limit: None,
+            quota: None,
         }
     }
 
@@ -52,6 +62,24 @@ impl StoredKey {
     /// Marks the key revoked.
     pub fn with_revoked(mut self, revoked: bool) -> Self {
         self.revoked = revoked;
+        self
+    }
+
+    /// Pauses the key.
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// Gives the key a rate limit of its own.
+    pub fn with_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// Gives the key a quota of uses.
+    pub fn with_quota(mut self, quota: Option<Quota>) -> Self {
+        self.quota = quota;
         self
     }
 

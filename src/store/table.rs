@@ -19,6 +19,7 @@ use hashbrown::hash_table::Entry;
 use crate::identity::{Extra, Identity};
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
+use crate::limit::{Quota, RateLimit};
 use crate::record::KeyRecord;
 use crate::store::stored::{PreviousSecret, StoredKey};
 use crate::text::Text;
@@ -35,13 +36,17 @@ pub(crate) struct Slot {
     extra: Option<Arc<Extra>>,
     /// Nanoseconds since the Unix epoch; `0` for no expiry.
     expires: u64,
-    /// What a lookup rarely needs: revocation, a grace secret, listing metadata.
+    /// What a lookup rarely needs: revocation, a pause, limits, a grace secret, listing
+    /// metadata.
     pub(crate) cold: Option<Box<Cold>>,
 }
 
 #[derive(Default)]
 pub(crate) struct Cold {
     pub(crate) revoked: bool,
+    pub(crate) disabled: bool,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) quota: Option<Quota>,
     pub(crate) previous: Option<PreviousSecret>,
     pub(crate) preview: String,
     pub(crate) created_at: Option<SystemTime>,
@@ -67,9 +72,17 @@ fn unpack_expiry(expires: u64) -> Option<SystemTime> {
 
 impl Slot {
     pub(crate) fn new(key: StoredKey) -> Self {
-        let cold = (key.revoked || key.previous.is_some()).then(|| {
+        let rare = key.revoked
+            || key.disabled
+            || key.previous.is_some()
+            || key.rate_limit.is_some()
+            || key.quota.is_some();
+        let cold = rare.then(|| {
             Box::new(Cold {
                 revoked: key.revoked,
+                disabled: key.disabled,
+                rate_limit: key.rate_limit,
+                quota: key.quota,
                 previous: key.previous,
                 ..Cold::default()
             })
@@ -103,6 +116,9 @@ impl Slot {
         key.expires_at = unpack_expiry(self.expires);
         if let Some(cold) = &self.cold {
             key.revoked = cold.revoked;
+            key.disabled = cold.disabled;
+            key.rate_limit = cold.rate_limit;
+            key.quota = cold.quota;
             key.previous = cold.previous;
         }
         key
@@ -110,14 +126,17 @@ impl Slot {
 
     /// Replaces what a lookup sees, keeping the listing metadata.
     pub(crate) fn set_stored(&mut self, key: StoredKey) {
-        let (revoked, previous) = (key.revoked, key.previous);
-        let cold = self.cold.take();
+        let kept = self.cold.take();
         *self = Self::new(key);
-        self.cold = cold;
-        if revoked || previous.is_some() || self.cold.is_some() {
-            let cold = self.cold_mut();
-            cold.revoked = revoked;
-            cold.previous = previous;
+        if let Some(mut kept) = kept {
+            // What a lookup sees comes from `key`; the listing metadata stays.
+            let fresh = self.cold.take().unwrap_or_default();
+            kept.revoked = fresh.revoked;
+            kept.disabled = fresh.disabled;
+            kept.rate_limit = fresh.rate_limit;
+            kept.quota = fresh.quota;
+            kept.previous = fresh.previous;
+            self.cold = Some(kept);
         }
     }
 
@@ -136,6 +155,8 @@ impl Slot {
         .with_expires_at(unpack_expiry(self.expires))
         .with_revoked_at(revoked_at)
         .with_usage(cold.last_used_at, cold.use_count)
+        .with_disabled(cold.disabled)
+        .with_limits(cold.rate_limit, cold.quota)
     }
 }
 

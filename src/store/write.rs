@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::record::KeyRecord;
+use crate::store::edit::KeyEdit;
 use crate::store::error::StoreError;
 use crate::store::key_store::KeyStore;
 use crate::store::page::Page;
@@ -18,7 +19,7 @@ use crate::store::page::Page;
 /// [`KeyStore::find`]. There are no default methods: each write decides what a key can do,
 /// so each store must implement it deliberately.
 ///
-/// Every write that changes what a key can do (`replace_secret`, `revoke`, `delete`) must be visible
+/// Every write that changes what a key can do (`replace_secret`, `revoke`, `edit`, `delete`) must be visible
 /// to the next [`KeyStore::find`] on this store once it returns, so that a regenerated or
 /// revoked key fails on the next request.
 #[async_trait]
@@ -80,6 +81,15 @@ pub trait KeyStoreWrite: KeyStore {
     /// [`StoreError::NotFound`] when no such key exists.
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError>;
 
+    /// Applies `edit` to key `id` in one write: every field it sets is changed, the rest
+    /// kept. Like `revoke`, the change must be visible to the next [`KeyStore::find`]
+    /// once it returns; a cache in front must forget the key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when no such key exists.
+    async fn edit(&self, id: &KeyId, edit: &KeyEdit) -> Result<(), StoreError>;
+
     /// Removes key `id` and its record for good: its lookups then find nothing. Like
     /// `revoke`, the removal must be visible to the next [`KeyStore::find`] once it returns.
     ///
@@ -126,6 +136,9 @@ impl<S: KeyStoreWrite + ?Sized> KeyStoreWrite for Arc<S> {
     }
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         (**self).revoke(id, at).await
+    }
+    async fn edit(&self, id: &KeyId, edit: &KeyEdit) -> Result<(), StoreError> {
+        (**self).edit(id, edit).await
     }
     async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {
         (**self).delete(id).await

@@ -11,6 +11,7 @@
 //! sqlx's `_sqlx_migrations`, so they never collide with the migrations of the
 //! application that shares the database.
 
+pub(crate) mod edit;
 pub(crate) mod queries;
 pub(crate) mod row;
 pub(crate) mod statements;

@@ -12,9 +12,11 @@ use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::record::KeyRecord;
 use crate::store::cached::CachedStore;
+use crate::store::edit::KeyEdit;
 use crate::store::error::StoreError;
 use crate::store::key_store::KeyStore;
 use crate::store::page::Page;
+use crate::store::sql::edit::bind_key_edit;
 use crate::store::sql::listen::{Heartbeat, InvalidationListener};
 use crate::store::sql::queries::Queries;
 use crate::store::sql::row::{KeyRow, count};
@@ -26,6 +28,7 @@ use crate::store::write::{KeyStoreWrite, UsageUpdate};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres_0001_keys.sql")),
     (2, include_str!("migrations/postgres_0002_timestamptz.sql")),
+    (3, include_str!("migrations/postgres_0003_edits.sql")),
 ];
 
 /// Serializes concurrent migrations of instances starting together ("kgate" in ASCII).
@@ -281,6 +284,11 @@ impl KeyStoreWrite for PgStore {
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         let update = sqlx::query(sql::REVOKE).bind(*id).bind(Timestamp(at));
+        self.update_and_notify(id, update).await
+    }
+
+    async fn edit(&self, id: &KeyId, edit: &KeyEdit) -> Result<(), StoreError> {
+        let update = bind_key_edit(sqlx::query(sql::EDIT), id, edit);
         self.update_and_notify(id, update).await
     }
 

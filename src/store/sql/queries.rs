@@ -27,6 +27,8 @@ where
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     /// The row of key `id`.
     pub(crate) async fn find(&self, id: &KeyId) -> Result<Option<KeyRow>, StoreError> {
@@ -40,6 +42,8 @@ where
     /// Inserts a new key.
     pub(crate) async fn insert(&self, record: &KeyRecord, hash: KeyHash) -> Result<(), StoreError> {
         let identity = &record.identity;
+        let rate = record.rate_limit.map(|limit| limit.to_parts());
+        let quota = record.quota.map(|quota| quota.to_parts());
         sqlx::query(statements::INSERT)
             .bind(identity.key_id())
             .bind(hash)
@@ -53,6 +57,12 @@ where
             .bind(record.revoked_at.map(Timestamp))
             .bind(record.last_used_at.map(Timestamp))
             .bind(count(record.use_count))
+            .bind(record.disabled)
+            .bind(rate.map(|(count, _, _)| count))
+            .bind(rate.map(|(_, period, _)| period))
+            .bind(rate.map(|(_, _, burst)| burst))
+            .bind(quota.map(|(limit, _)| limit))
+            .bind(quota.map(|(_, refill)| refill))
             .execute(self.0)
             .await
             .map_err(StoreError::from)?;

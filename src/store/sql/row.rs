@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use crate::identity::Identity;
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
+use crate::limit::{Quota, RateLimit};
 use crate::record::KeyRecord;
 use crate::scopes::Scopes;
 use crate::store::sql::types::{Timestamp, UserId};
@@ -70,6 +71,18 @@ pub struct KeyRow {
     pub last_used_at: Option<Timestamp>,
     /// Uses written back to the store.
     pub use_count: i64,
+    /// Paused; `false` when the column is absent.
+    pub disabled: bool,
+    /// The key's rate limit: requests per period, when set.
+    pub rate_count: Option<i64>,
+    /// The rate limit's period, in milliseconds.
+    pub rate_period_ms: Option<i64>,
+    /// The rate limit's burst.
+    pub rate_burst: Option<i64>,
+    /// The key's quota: uses per refill period, when set.
+    pub quota_limit: Option<i64>,
+    /// When the quota refills: `never`, `day` or `month`.
+    pub quota_refill: Option<String>,
 }
 
 impl<'r, R> sqlx::FromRow<'r, R> for KeyRow
@@ -83,13 +96,24 @@ where
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Timestamp: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
         // The usage columns may be absent: a store that tracks no usage needs none.
-        let absent_is_none = |column: &'static str| match row.try_get(column) {
-            Err(sqlx::Error::ColumnNotFound(_)) => Ok(None),
-            found => found,
-        };
+        fn absent_is_none<'r, R, T>(
+            row: &'r R,
+            column: &'static str,
+        ) -> Result<Option<T>, sqlx::Error>
+        where
+            R: sqlx::Row,
+            &'static str: sqlx::ColumnIndex<R>,
+            Option<T>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            match row.try_get(column) {
+                Err(sqlx::Error::ColumnNotFound(_)) => Ok(None),
+                found => found,
+            }
+        }
         Ok(Self {
             id: row.try_get("id")?,
             hash: row.try_get("hash")?,
@@ -103,11 +127,18 @@ where
             revoked_at: row.try_get("revoked_at")?,
             previous_hash: row.try_get("previous_hash")?,
             previous_valid_until: row.try_get("previous_valid_until")?,
-            last_used_at: absent_is_none("last_used_at")?,
+            last_used_at: absent_is_none(row, "last_used_at")?,
             use_count: match row.try_get("use_count") {
                 Err(sqlx::Error::ColumnNotFound(_)) => 0,
                 found => found?,
             },
+            // So may the columns of edits and limits, for a store that offers none.
+            disabled: absent_is_none(row, "disabled")?.unwrap_or(false),
+            rate_count: absent_is_none(row, "rate_count")?,
+            rate_period_ms: absent_is_none(row, "rate_period_ms")?,
+            rate_burst: absent_is_none(row, "rate_burst")?,
+            quota_limit: absent_is_none(row, "quota_limit")?,
+            quota_refill: absent_is_none(row, "quota_refill")?,
         })
     }
 }
@@ -124,10 +155,27 @@ impl KeyRow {
         identity
     }
 
+    /// The key's rate limit, from its three columns.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        match (self.rate_count, self.rate_period_ms, self.rate_burst) {
+            (Some(count), Some(period), Some(burst)) => RateLimit::from_parts(count, period, burst),
+            _ => None,
+        }
+    }
+
+    /// The key's quota, from its two columns.
+    pub fn quota(&self) -> Option<Quota> {
+        let limit = self.quota_limit?;
+        Quota::from_parts(limit, self.quota_refill.as_deref()?)
+    }
+
     /// What the layer needs to verify the key.
     pub fn into_stored(self) -> StoredKey {
-        let mut stored =
-            StoredKey::new(self.hash, self.identity()).with_revoked(self.revoked_at.is_some());
+        let mut stored = StoredKey::new(self.hash, self.identity())
+            .with_revoked(self.revoked_at.is_some())
+            .with_disabled(self.disabled)
+            .with_rate_limit(self.rate_limit())
+            .with_quota(self.quota());
         stored.expires_at = self.expires_at.map(SystemTime::from);
         if let (Some(hash), Some(until)) = (self.previous_hash, self.previous_valid_until) {
             stored = stored.with_previous(PreviousSecret {
@@ -142,7 +190,10 @@ impl KeyRow {
     pub fn into_record(self) -> KeyRecord {
         // A negative count cannot come from keygate's writes; read it as none.
         let use_count = u64::try_from(self.use_count).unwrap_or(0);
+        let (rate_limit, quota) = (self.rate_limit(), self.quota());
         KeyRecord::new(self.identity(), self.preview, self.created_at.0)
+            .with_disabled(self.disabled)
+            .with_limits(rate_limit, quota)
             .with_expires_at(self.expires_at.map(SystemTime::from))
             .with_revoked_at(self.revoked_at.map(SystemTime::from))
             .with_usage(self.last_used_at.map(SystemTime::from), use_count)

@@ -10,9 +10,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::record::KeyRecord;
+use crate::store::edit::KeyEdit;
 use crate::store::error::StoreError;
 use crate::store::key_store::KeyStore;
 use crate::store::page::Page;
+use crate::store::sql::edit::bind_key_edit;
 use crate::store::sql::queries::Queries;
 use crate::store::sql::row::{KeyRow, count};
 use crate::store::sql::statements as sql;
@@ -20,7 +22,10 @@ use crate::store::sql::types::Timestamp;
 use crate::store::stored::StoredKey;
 use crate::store::write::{KeyStoreWrite, UsageUpdate};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_0001_keys.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite_0001_keys.sql")),
+    (2, include_str!("migrations/sqlite_0002_edits.sql")),
+];
 
 /// Keys in a SQLite database: one file, no server, survives restarts.
 ///
@@ -180,6 +185,11 @@ impl KeyStoreWrite for SqliteStore {
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         let update = sqlx::query(sql::REVOKE).bind(*id).bind(Timestamp(at));
         self.update_one(update).await
+    }
+
+    async fn edit(&self, id: &KeyId, edit: &KeyEdit) -> Result<(), StoreError> {
+        self.update_one(bind_key_edit(sqlx::query(sql::EDIT), id, edit))
+            .await
     }
 
     async fn delete(&self, id: &KeyId) -> Result<(), StoreError> {

@@ -6,7 +6,8 @@ macro_rules! select_keys {
         concat!(
             "SELECT id, hash, user_id, space_id, name, scopes, preview, created_at, \
              expires_at, revoked_at, previous_hash, previous_valid_until, last_used_at, \
-             use_count FROM keygate_keys ",
+             use_count, disabled, rate_count, rate_period_ms, rate_burst, quota_limit, \
+             quota_refill FROM keygate_keys ",
             $($rest),*
         )
     };
@@ -14,6 +15,22 @@ macro_rules! select_keys {
 
 /// The page of a listing: after the cursor `($2, $3)`, at most `$4` rows, in listing
 /// order. `$id` is how the dialect compares ids byte by byte.
+/// The `SET` clause of an edit (`KEY_EDIT_SET`, public in `sql/edit.rs`).
+macro_rules! key_edit_set {
+    () => {
+        "name = COALESCE($2, name), \
+         expires_at = CASE WHEN $3 THEN $4 ELSE expires_at END, \
+         scopes = COALESCE($5, scopes), \
+         disabled = COALESCE($6, disabled), \
+         rate_count = CASE WHEN $7 THEN $8 ELSE rate_count END, \
+         rate_period_ms = CASE WHEN $7 THEN $9 ELSE rate_period_ms END, \
+         rate_burst = CASE WHEN $7 THEN $10 ELSE rate_burst END, \
+         quota_limit = CASE WHEN $11 THEN $12 ELSE quota_limit END, \
+         quota_refill = CASE WHEN $11 THEN $13 ELSE quota_refill END"
+    };
+}
+pub(crate) use key_edit_set;
+
 macro_rules! page {
     ($id:literal) => {
         concat!(
@@ -44,8 +61,14 @@ pub(crate) const PG_BY_USER: &str = select_keys!("WHERE user_id = $1", page!("id
 pub(crate) const PG_BY_SPACE: &str = select_keys!("WHERE space_id = $1", page!("id COLLATE \"C\""));
 /// A new key.
 pub(crate) const INSERT: &str = "INSERT INTO keygate_keys (id, hash, user_id, space_id, name, \
-     scopes, preview, created_at, expires_at, revoked_at, last_used_at, use_count) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     scopes, preview, created_at, expires_at, revoked_at, last_used_at, use_count, disabled, \
+     rate_count, rate_period_ms, rate_burst, quota_limit, quota_refill) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+pub(crate) const EDIT: &str = concat!(
+    "UPDATE keygate_keys SET ",
+    key_edit_set!(),
+    " WHERE id = $1"
+);
 /// A new secret; the replaced hash moves to `previous_hash` when a deadline is given: `SET` reads
 /// the row as it was, so the write itself picks the secret it replaces.
 pub(crate) const REPLACE_SECRET: &str = "UPDATE keygate_keys SET hash = $2, preview = $3, \
