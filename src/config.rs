@@ -20,6 +20,8 @@ use crate::key::hash::KeyHasher;
 use crate::layer::shared::Shared;
 use crate::layer::{ApiKeyLayer, LayerStats};
 use crate::manage::manager::{DEFAULT_MAX_KEYS_PER_OWNER, KeyManager};
+use crate::policy::limit::{Limiter, RateLimits};
+use crate::policy::local::LocalLimiter;
 use crate::policy::scope::RequireScopeLayer;
 use crate::policy::space::SpaceResolver;
 use crate::reject::rejection::Rejection;
@@ -150,10 +152,11 @@ impl<S: KeyStore> Keygate<S> {
     }
 
     fn from_arc(store: Arc<S>) -> Self {
+        let context_clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let context = Context {
             responder: Responder::default(),
             audit: Some(Arc::new(AuditLog::new(TracingSink, DEFAULT_CAPACITY))),
-            clock: Arc::new(SystemClock),
+            clock: context_clock.clone(),
         };
         let shared = Shared {
             store: store.clone(),
@@ -167,6 +170,12 @@ impl<S: KeyStore> Keygate<S> {
             space: None,
             store_timeout: cfg!(feature = "tokio").then_some(DEFAULT_STORE_TIMEOUT),
             usage: None,
+            limiter: Arc::new(LocalLimiter::with_shared_clock(
+                RateLimits::new(),
+                context_clock.clone(),
+            )),
+            limit_every_key: false,
+            local_limits: Some(RateLimits::new()),
         };
         Self {
             store,
@@ -228,7 +237,50 @@ impl<S: KeyStore> Keygate<S> {
     /// The clock that creation, expiry and grace periods are judged by.
     pub fn with_clock(self, clock: impl Clock) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(clock);
-        self.edit_context(|context| context.clock = clock)
+        let this = self.edit_context(|context| context.clock = clock.clone());
+        // A limiter keygate built runs on keygate's clock; one you supplied keeps its own.
+        match this.shared.local_limits {
+            Some(limits) => this.edit(|shared| {
+                shared.limiter = Arc::new(LocalLimiter::with_shared_clock(limits, clock));
+            }),
+            None => this,
+        }
+    }
+
+    /// Rate limits in this process ([`LocalLimiter`], on this configuration's clock):
+    /// `limits` besides each key's own rate limit and quota. Without it, keys are limited
+    /// only by the rate limits and quotas they carry themselves.
+    ///
+    /// Over a limit, a request gets 429 with `Retry-After` and the `RateLimit-Policy` and
+    /// `RateLimit` fields, is audited as `rate_limited` or `quota_exhausted`, and never
+    /// reaches the inner service. Limits are counted only for keys that passed
+    /// verification, so a forged key spends nobody's budget.
+    ///
+    /// ```
+    /// use keygate::{Keygate, MemoryStore, RateLimit, RateLimits};
+    ///
+    /// let keygate = Keygate::new(MemoryStore::new())
+    ///     .with_rate_limits(RateLimits::new().per_key(RateLimit::per_second(10)?));
+    /// # let _ = keygate.layer();
+    /// # Ok::<(), keygate::ConfigError>(())
+    /// ```
+    pub fn with_rate_limits(self, limits: RateLimits) -> Self {
+        let clock = self.shared.context.clock.clone();
+        self.edit(|shared| {
+            shared.limiter = Arc::new(LocalLimiter::with_shared_clock(limits, clock));
+            shared.limit_every_key = limits != RateLimits::new();
+            shared.local_limits = Some(limits);
+        })
+    }
+
+    /// A limiter of your own, or one shared by a fleet (the Redis limiter), asked for every
+    /// verified key. It replaces the in-process one, keys' own limits and quotas included.
+    pub fn with_limiter(self, limiter: impl Limiter) -> Self {
+        self.edit(|shared| {
+            shared.limiter = Arc::new(limiter);
+            shared.limit_every_key = true;
+            shared.local_limits = None;
+        })
     }
 
     /// The realm named in `WWW-Authenticate` challenges (default `api`).

@@ -113,7 +113,11 @@ pub use limit::{Quota, RateLimit, Refill};
 pub use manage::{
     Actor, CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE, ManageError, NewKey,
 };
-pub use policy::{RequireScopeFuture, RequireScopeLayer, RequireScopeService, SpaceResolver};
+pub use policy::{
+    LimitCheck, LimitError, LimitFuture, LimitKind, LimitRefusal, LimitRequest, LimitStatus,
+    LimitVerdict, Limiter, LocalLimiter, Policy, RateLimits, RequireScopeFuture, RequireScopeLayer,
+    RequireScopeService, SWEEP_EVERY, SpaceResolver,
+};
 pub use record::KeyRecord;
 pub use reject::{Insufficient, InvalidKey, Rejection};
 pub use scopes::{InvalidScope, Scopes};

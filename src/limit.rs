@@ -222,6 +222,24 @@ impl Quota {
         UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
     }
 
+    /// How long the period `at` falls in lasts: a day, the month's length, or
+    /// `Duration::MAX` for a quota that never refills.
+    pub fn period_length(&self, at: SystemTime) -> Duration {
+        let days = days_since_epoch(at);
+        let start = match self.refill {
+            Refill::Never => return Duration::MAX,
+            Refill::Daily => days,
+            Refill::Monthly => {
+                let (year, month, _) = civil_from_days(days);
+                days_from_civil(year, month, 1)
+            }
+        };
+        let start = UNIX_EPOCH + Duration::from_secs(u64::try_from(start).unwrap_or(0) * 86_400);
+        self.next_refill(at)
+            .and_then(|next| next.duration_since(start).ok())
+            .unwrap_or(Duration::MAX)
+    }
+
     /// Parts as SQL stores keep them: the limit and the refill's name, `never`, `day` or
     /// `month` (keygate's columns `quota_limit`, `quota_refill`).
     pub fn to_parts(self) -> (i64, &'static str) {
@@ -326,6 +344,19 @@ mod tests {
             assert_eq!(days_from_civil(year, month, day), days, "{days}");
         }
         assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+    }
+
+    #[test]
+    fn a_period_lasts_a_day_or_its_months_length() {
+        let daily = Quota::new(1, Refill::Daily).unwrap();
+        assert_eq!(
+            daily.period_length(at(1_771_156_800)),
+            Duration::from_secs(86_400)
+        );
+        let monthly = Quota::new(1, Refill::Monthly).unwrap();
+        // February 2026 has 28 days.
+        let february = monthly.period_length(at(1_771_156_800));
+        assert_eq!(february, Duration::from_secs(28 * 86_400));
     }
 
     #[test]

@@ -160,6 +160,12 @@ pub enum Reason {
     StoreError,
     /// The store did not answer in time.
     StoreTimeout,
+    /// The key is over a rate limit.
+    RateLimited,
+    /// The key's quota is used up.
+    QuotaExhausted,
+    /// The limiter could not decide.
+    LimiterError,
 }
 
 impl Reason {
@@ -178,6 +184,9 @@ impl Reason {
             Self::MissingScope(_) => "missing_scope",
             Self::StoreError => "store_error",
             Self::StoreTimeout => "store_timeout",
+            Self::RateLimited => "rate_limited",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::LimiterError => "limiter_error",
         }
     }
 }

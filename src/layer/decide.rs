@@ -3,6 +3,7 @@
 //! way.
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -16,6 +17,7 @@ use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::layer::shared::Shared;
 use crate::layer::verify::{Verified, verify};
+use crate::policy::limit::{LimitCheck, LimitError, LimitFuture, LimitRequest, LimitVerdict};
 use crate::policy::space::Target;
 use crate::reject::rejection::{Insufficient, InvalidKey, Rejection};
 use crate::store::error::StoreError;
@@ -46,6 +48,16 @@ impl PendingKey {
     fn now(&self, shared: &Shared) -> SystemTime {
         *self.now.get_or_init(|| shared.context.now())
     }
+}
+
+/// Where a decision on a looked-up key stands.
+pub(crate) enum Admission {
+    /// Let in: the identity is on the request.
+    Allowed,
+    /// Refused, with the response.
+    Denied(Response<Bytes>),
+    /// Verified and in its space; the limiter's answer is still to come.
+    Limiting(LimitFuture, Verified),
 }
 
 /// A refusal after lookup, with what the audit event needs to say about it.
@@ -84,6 +96,9 @@ impl Shared {
     }
 
     /// Everything after the lookup: verify, confine to the space.
+    // A refusal is returned by value: boxing it would cost every refused request an
+    // allocation to save a copy.
+    #[allow(clippy::result_large_err)]
     fn decide<B>(
         &self,
         found: Result<Option<StoredKey>, StoreError>,
@@ -135,41 +150,90 @@ impl Shared {
         Ok(verified)
     }
 
-    /// Decides on a looked-up key: `Ok` with the identity and this layer's context put on
-    /// the request, or the response refusing it. Either way the decision is audited.
+    /// Decides on a looked-up key: [`Admission::Allowed`] with the identity and this
+    /// layer's context put on the request, the response refusing it, or the limiter's
+    /// answer still to come. Every decision is audited once it is made.
     // The request is changed in place rather than moved in and out: it is a few hundred
     // bytes, and this runs on every request. The refusal goes straight into the response
     // future; boxing it would cost every refused request an allocation to save a copy.
-    #[allow(clippy::result_large_err)]
     pub(crate) fn admit<B>(
         &self,
         found: Result<Option<StoredKey>, StoreError>,
         key: &PendingKey,
         request: &mut Request<B>,
-    ) -> Result<(), Response<Bytes>> {
-        match self.decide(found, key, request) {
-            Ok(verified) => {
-                self.allow(&verified, key, request);
-                let authenticated = Authenticated::new(verified.identity, self.context.clone());
-                request.extensions_mut().insert(authenticated);
-                Ok(())
-            }
-            Err(denial) => {
-                self.context.emit(|| {
-                    let mut event = AuditEvent::new(
-                        key.now(self),
-                        Outcome::Denied(denial.rejection.reason()),
-                        request.method(),
-                        request.uri(),
-                    );
-                    event.key_id = Some(key.id);
-                    event.identity = denial.identity;
-                    event.set_target_space(denial.target);
-                    event
-                });
-                Err(self.context.respond(&denial.rejection))
-            }
+    ) -> Admission {
+        let verified = match self.decide(found, key, request) {
+            Ok(verified) => verified,
+            Err(denial) => return Admission::Denied(self.deny(denial, key, request)),
+        };
+        let limited = verified.rate_limit.is_some() || verified.quota.is_some();
+        if !(limited || self.limit_every_key) {
+            self.let_in(verified, key, request);
+            return Admission::Allowed;
         }
+        let limiter = &self.limiter;
+        let asked = LimitRequest {
+            identity: &verified.identity,
+            rate_limit: verified.rate_limit,
+            quota: verified.quota,
+            now: key.now(self),
+        };
+        // A panicking limiter fails the request closed, like a panicking store.
+        let check =
+            catch_unwind(AssertUnwindSafe(|| limiter.check(asked))).unwrap_or_else(|_panic| {
+                LimitCheck::Ready(Err(LimitError::new("the rate limiter panicked")))
+            });
+        match check {
+            LimitCheck::Ready(verdict) => self.limited(verified, verdict, key, request),
+            LimitCheck::Pending(future) => Admission::Limiting(future, verified),
+        }
+    }
+
+    /// Finishes a decision with the limiter's verdict.
+    pub(crate) fn limited<B>(
+        &self,
+        verified: Verified,
+        verdict: Result<LimitVerdict, LimitError>,
+        key: &PendingKey,
+        request: &mut Request<B>,
+    ) -> Admission {
+        let rejection = match verdict {
+            Ok(LimitVerdict::Allow(_)) => {
+                self.let_in(verified, key, request);
+                return Admission::Allowed;
+            }
+            Ok(LimitVerdict::Refuse(refusal)) => Rejection::Limited(refusal),
+            Err(error) => Rejection::LimiterUnavailable(error),
+        };
+        let denial = Denial {
+            rejection,
+            identity: Some(verified.identity),
+            target: None,
+        };
+        Admission::Denied(self.deny(denial, key, request))
+    }
+
+    fn let_in<B>(&self, verified: Verified, key: &PendingKey, request: &mut Request<B>) {
+        self.allow(&verified, key, request);
+        let authenticated = Authenticated::new(verified.identity, self.context.clone());
+        request.extensions_mut().insert(authenticated);
+    }
+
+    /// Audits a refusal after lookup, and renders it.
+    fn deny<B>(&self, denial: Denial, key: &PendingKey, request: &Request<B>) -> Response<Bytes> {
+        self.context.emit(|| {
+            let mut event = AuditEvent::new(
+                key.now(self),
+                Outcome::Denied(denial.rejection.reason()),
+                request.method(),
+                request.uri(),
+            );
+            event.key_id = Some(key.id);
+            event.identity = denial.identity;
+            event.set_target_space(denial.target);
+            event
+        });
+        self.context.respond(&denial.rejection)
     }
 
     /// Records a successful use: audit event and last-used data.

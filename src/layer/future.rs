@@ -14,8 +14,10 @@ use tower_service::Service;
 
 use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
-use crate::layer::decide::{LookupFuture, PendingKey};
+use crate::layer::decide::{Admission, LookupFuture, PendingKey};
 use crate::layer::shared::Shared;
+use crate::layer::verify::Verified;
+use crate::policy::limit::{LimitError, LimitFuture};
 use crate::store::error::StoreError;
 
 /// What a request waiting on its lookup carries into the future.
@@ -24,6 +26,15 @@ pub(crate) struct Pending<S, B> {
     pub(crate) request: Request<B>,
     pub(crate) id: KeyId,
     pub(crate) hash: KeyHash,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A verified request waiting for its limiter's verdict.
+pub(crate) struct Limiting<S, B> {
+    pub(crate) inner: S,
+    pub(crate) request: Request<B>,
+    pub(crate) key: PendingKey,
+    pub(crate) verified: Verified,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -47,6 +58,10 @@ pin_project! {
         Lookup {
             lookup: LookupFuture,
             pending: Option<Pending<S, B>>,
+        },
+        Limiting {
+            limit: LimitFuture,
+            pending: Option<Limiting<S, B>>,
         },
         Inner {
             #[pin]
@@ -72,6 +87,15 @@ where
         Self {
             state: State::Rejected {
                 response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn limiting(limit: LimitFuture, pending: Limiting<S, B>) -> Self {
+        Self {
+            state: State::Limiting {
+                limit,
+                pending: Some(pending),
             },
         }
     }
@@ -116,13 +140,54 @@ where
                         .expect("ResponseFuture polled after completion");
                     let key = PendingKey::new(id, hash);
                     match shared.admit(found, &key, &mut request) {
-                        Ok(()) => {
+                        Admission::Allowed => {
                             let future = inner.call(request);
                             this.state.set(State::Inner { future });
                         }
-                        Err(response) => {
+                        Admission::Denied(response) => {
                             this.state.set(State::Rejected { response: None });
                             return Poll::Ready(Ok(response.map(ResBody::from)));
+                        }
+                        Admission::Limiting(limit, verified) => {
+                            let pending = Limiting {
+                                inner,
+                                request,
+                                key,
+                                verified,
+                                shared,
+                            };
+                            this.state.set(State::Limiting {
+                                limit,
+                                pending: Some(pending),
+                            });
+                        }
+                    }
+                }
+                StateProj::Limiting { limit, pending } => {
+                    // A panicking limiter fails this request closed, like a store.
+                    let verdict = match catch_unwind(AssertUnwindSafe(|| limit.as_mut().poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(verdict)) => verdict,
+                        Err(_panic) => Err(LimitError::new("the rate limiter panicked")),
+                    };
+                    let Limiting {
+                        mut inner,
+                        mut request,
+                        key,
+                        verified,
+                        shared,
+                    } = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    match shared.limited(verified, verdict, &key, &mut request) {
+                        Admission::Denied(response) => {
+                            this.state.set(State::Rejected { response: None });
+                            return Poll::Ready(Ok(response.map(ResBody::from)));
+                        }
+                        // `limited` never asks the limiter again.
+                        Admission::Allowed | Admission::Limiting(..) => {
+                            let future = inner.call(request);
+                            this.state.set(State::Inner { future });
                         }
                     }
                 }

@@ -14,8 +14,8 @@ use tower_service::Service;
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::context::LayerContext;
 use crate::key::format::{KeyFormat, MalformedKey};
-use crate::layer::decide::PendingKey;
-use crate::layer::future::{Pending, ResponseFuture};
+use crate::layer::decide::{Admission, PendingKey};
+use crate::layer::future::{Limiting, Pending, ResponseFuture};
 use crate::layer::shared::Shared;
 use crate::reject::rejection::{InvalidKey, Rejection};
 use crate::source::{self, Ambiguous};
@@ -126,17 +126,24 @@ where
         if let Some(found) = ready {
             let key = PendingKey::new(id, hash);
             return match shared.admit(found, &key, &mut request) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                Err(response) => ResponseFuture::rejected(response),
+                Admission::Allowed => ResponseFuture::inner(self.inner.call(request)),
+                Admission::Denied(response) => ResponseFuture::rejected(response),
+                Admission::Limiting(limit, verified) => {
+                    let pending = Limiting {
+                        inner: take_ready(&mut self.inner),
+                        request,
+                        key,
+                        verified,
+                        shared: shared.clone(),
+                    };
+                    ResponseFuture::limiting(limit, pending)
+                }
             };
         }
 
         let lookup = shared.lookup(id);
-        // Take the service that poll_ready readied and leave a clone in its place.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let pending = Pending {
-            inner,
+            inner: take_ready(&mut self.inner),
             request,
             id,
             hash,
@@ -148,6 +155,13 @@ where
 
 /// Says once per process that a well-formed key of another format reached the layer:
 /// almost always a layer and a manager configured apart, which refuses every valid key.
+/// Takes the service that `poll_ready` readied, leaving a clone in its place, for a future
+/// that calls it later.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
+
 fn warn_foreign_format(format: &KeyFormat, token: &[u8]) {
     static WARNED: std::sync::Once = std::sync::Once::new();
     if WARNED.is_completed() {

@@ -9,6 +9,7 @@ use crate::audit::usage::UsageTracker;
 use crate::context::Context;
 use crate::key::format::KeyFormat;
 use crate::key::hash::KeyHasher;
+use crate::policy::limit::{Limiter, RateLimits};
 use crate::policy::space::SpaceResolver;
 use crate::source::KeySource;
 use crate::store::key_store::KeyStore;
@@ -28,6 +29,15 @@ pub(crate) struct Shared {
     pub(crate) space: Option<SpaceResolver>,
     pub(crate) store_timeout: Option<Duration>,
     pub(crate) usage: Option<Arc<UsageTracker>>,
+    /// Asked after verification, for keys with limits of their own, or for every key
+    /// when `limit_every_key`.
+    pub(crate) limiter: Arc<dyn Limiter>,
+    /// Whether the limiter has limits for keys without their own (a default rate, or a
+    /// limiter you supplied); otherwise keys without limits skip it.
+    pub(crate) limit_every_key: bool,
+    /// The limits of the in-process limiter keygate built, rebuilt on a new clock; `None`
+    /// for a limiter you supplied.
+    pub(crate) local_limits: Option<RateLimits>,
 }
 
 impl fmt::Debug for Shared {
@@ -43,6 +53,8 @@ impl fmt::Debug for Shared {
             .field("space", &self.space)
             .field("store_timeout", &self.store_timeout)
             .field("usage", &self.usage)
+            .field("limiter", &self.limiter)
+            .field("limit_every_key", &self.limit_every_key)
             .finish_non_exhaustive()
     }
 }

@@ -6,6 +6,7 @@ use subtle::ConstantTimeEq;
 
 use crate::identity::Identity;
 use crate::key::hash::KeyHash;
+use crate::limit::{Quota, RateLimit};
 use crate::reject::rejection::InvalidKey;
 use crate::store::stored::StoredKey;
 
@@ -42,6 +43,8 @@ pub(crate) fn verify(
     }
     Ok(Verified {
         identity: stored.identity.clone().by_previous_secret(!current),
+        rate_limit: stored.rate_limit,
+        quota: stored.quota,
     })
 }
 
@@ -50,6 +53,9 @@ pub(crate) fn verify(
 #[derive(Debug)]
 pub(crate) struct Verified {
     pub(crate) identity: Identity,
+    /// The key's own rate limit and quota, for the limiter.
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) quota: Option<Quota>,
 }
 
 #[cfg(test)]

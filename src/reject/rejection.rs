@@ -7,6 +7,7 @@ use http::StatusCode;
 
 use crate::audit::event::Reason;
 use crate::key::format::MalformedKey;
+use crate::policy::limit::{LimitError, LimitKind, LimitRefusal};
 use crate::store::error::StoreError;
 
 /// Why the layer refused a request.
@@ -23,6 +24,11 @@ pub enum Rejection {
     Forbidden(Insufficient),
     /// The store failed or timed out: 503 with `Retry-After`.
     Unavailable(StoreError),
+    /// A verified key over a rate limit or out of quota: 429 with `Retry-After` and the
+    /// `RateLimit` fields.
+    Limited(LimitRefusal),
+    /// The limiter could not decide (its server is unreachable): 503 with `Retry-After`.
+    LimiterUnavailable(LimitError),
 }
 
 /// What a valid key lacks for a request.
@@ -42,7 +48,8 @@ impl Rejection {
             Self::Missing | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
             Self::Ambiguous => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::LimiterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -61,6 +68,11 @@ impl Rejection {
             Self::Forbidden(Insufficient::Scope(scope)) => Reason::MissingScope(scope.clone()),
             Self::Unavailable(StoreError::Timeout(_)) => Reason::StoreTimeout,
             Self::Unavailable(_) => Reason::StoreError,
+            Self::Limited(refusal) => match refusal.kind {
+                LimitKind::RateLimited => Reason::RateLimited,
+                LimitKind::QuotaExhausted => Reason::QuotaExhausted,
+            },
+            Self::LimiterUnavailable(_) => Reason::LimiterError,
         }
     }
 }
@@ -78,6 +90,11 @@ impl fmt::Display for Rejection {
                 write!(f, "the API key lacks scope {scope}")
             }
             Self::Unavailable(_) => f.write_str("the key store is unavailable"),
+            Self::Limited(refusal) => match refusal.kind {
+                LimitKind::RateLimited => f.write_str("the API key is over its rate limit"),
+                LimitKind::QuotaExhausted => f.write_str("the API key's quota is used up"),
+            },
+            Self::LimiterUnavailable(_) => f.write_str("the rate limiter is unavailable"),
         }
     }
 }
@@ -87,6 +104,7 @@ impl std::error::Error for Rejection {
         match self {
             Self::Invalid(reason) => Some(reason),
             Self::Unavailable(error) => Some(error),
+            Self::LimiterUnavailable(error) => Some(error),
             _ => None,
         }
     }

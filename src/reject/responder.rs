@@ -14,6 +14,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response};
 
 use crate::error::ConfigError;
+use crate::policy::limit::{LimitKind, LimitRefusal, LimitStatus};
 use crate::reject::rejection::{Insufficient, Rejection};
 use crate::source::KeySource;
 
@@ -57,6 +58,8 @@ const BODY_AMBIGUOUS: &str =
     r#"{"error":"invalid_request","error_description":"send exactly one API key"}"#;
 const BODY_WRONG_SPACE: &str =
     r#"{"error":"insufficient_scope","error_description":"the API key is bound to another space"}"#;
+const BODY_RATE_LIMITED: &str = r#"{"type":"urn:keygate:problem:rate-limited","title":"Too many requests","status":429,"detail":"the API key is over its rate limit; retry after the time Retry-After gives"}"#;
+const BODY_QUOTA_EXHAUSTED: &str = r#"{"type":"urn:keygate:problem:quota-exhausted","title":"Quota exhausted","status":429,"detail":"the API key has used up its quota until it refills"}"#;
 const BODY_UNAVAILABLE: &str = r#"{"error":"temporarily_unavailable","error_description":"authentication is temporarily unavailable; retry later"}"#;
 
 /// The realm used when none is configured.
@@ -157,11 +160,7 @@ impl Responder {
     }
 
     pub(crate) fn set_retry_after(&mut self, after: Duration) {
-        // Retry-After takes whole seconds; round up so clients never retry early.
-        let secs = after
-            .as_secs()
-            .saturating_add(u64::from(after.subsec_nanos() > 0));
-        self.retry_after = HeaderValue::from(secs.max(1));
+        self.retry_after = HeaderValue::from(whole_seconds(after).max(1));
     }
 
     pub(crate) fn set_hook(&mut self, hook: RejectionHook) {
@@ -189,7 +188,10 @@ impl Responder {
                 );
                 (HeaderValue::try_from(challenge).ok(), Bytes::from(body))
             }
-            Rejection::Unavailable(_) => (None, BODY_UNAVAILABLE.into()),
+            Rejection::Unavailable(_) | Rejection::LimiterUnavailable(_) => {
+                (None, BODY_UNAVAILABLE.into())
+            }
+            Rejection::Limited(refusal) => return self.limited(rejection, refusal),
         };
         let mut response = Response::new(body);
         *response.status_mut() = rejection.status();
@@ -199,15 +201,79 @@ impl Responder {
         if let Some(challenge) = challenge {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
-        if matches!(rejection, Rejection::Unavailable(_)) {
+        if matches!(
+            rejection,
+            Rejection::Unavailable(_) | Rejection::LimiterUnavailable(_)
+        ) {
             headers.insert(RETRY_AFTER, self.retry_after.clone());
         }
+        self.hooked(rejection, response)
+    }
+
+    fn hooked(&self, rejection: &Rejection, response: Response<Bytes>) -> Response<Bytes> {
         match &self.hook {
             Some(hook) => hook(rejection, response),
             None => response,
         }
     }
+
+    /// 429 as `application/problem+json` (RFC 9457) with a stable type per limit,
+    /// `Retry-After`, and the refusing policy in the `RateLimit-Policy` and `RateLimit`
+    /// fields of draft-ietf-httpapi-ratelimit-headers-10.
+    fn limited(&self, rejection: &Rejection, refusal: &LimitRefusal) -> Response<Bytes> {
+        let body = match refusal.kind {
+            LimitKind::RateLimited => BODY_RATE_LIMITED,
+            LimitKind::QuotaExhausted => BODY_QUOTA_EXHAUSTED,
+        };
+        let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+        *response.status_mut() = rejection.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(after) = refusal.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(whole_seconds(after).max(1)));
+        }
+        insert_rate_limit_fields(headers, &refusal.status);
+        self.hooked(rejection, response)
+    }
 }
+
+/// Whole seconds, rounded up so that clients never come back early.
+pub(crate) fn whole_seconds(after: Duration) -> u64 {
+    after
+        .as_secs()
+        .saturating_add(u64::from(after.subsec_nanos() > 0))
+}
+
+/// The `RateLimit-Policy` and `RateLimit` fields for one policy's status
+/// (draft-ietf-httpapi-ratelimit-headers-10): `"key";q=5;w=1` and `"key";r=0;t=1`. A quota
+/// that never refills has no window and no reset, so `w` and `t` are left out.
+pub(crate) fn insert_rate_limit_fields(headers: &mut http::HeaderMap, status: &LimitStatus) {
+    let name = status.policy.as_str();
+    let mut policy = format!("\"{name}\";q={}", status.quota);
+    if let Some(window) = status.window {
+        policy.push_str(&format!(";w={}", whole_seconds(window).max(1)));
+    }
+    let mut current = format!("\"{name}\";r={}", status.remaining);
+    if let Some(reset) = status.reset {
+        current.push_str(&format!(";t={}", whole_seconds(reset)));
+    }
+    if let (Ok(policy), Ok(current)) = (
+        HeaderValue::try_from(policy),
+        HeaderValue::try_from(current),
+    ) {
+        headers.insert(RATELIMIT_POLICY, policy);
+        headers.insert(RATELIMIT, current);
+    }
+}
+
+/// `RateLimit-Policy`: the limits that apply.
+pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit`: where the request stands against them.
+pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 impl Default for Responder {
     fn default() -> Self {
