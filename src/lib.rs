@@ -113,6 +113,9 @@ pub use limit::{Quota, RateLimit, Refill};
 pub use manage::{
     Actor, CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE, ManageError, NewKey,
 };
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use policy::{DEFAULT_REDIS_TIMEOUT, OnRedisError, RedisLimiter};
 pub use policy::{
     LimitCheck, LimitError, LimitFuture, LimitKind, LimitRefusal, LimitRequest, LimitStatus,
     LimitVerdict, Limiter, LocalLimiter, Policy, RateLimits, RequireScopeFuture, RequireScopeLayer,

@@ -3,6 +3,8 @@
 
 pub(crate) mod limit;
 pub(crate) mod local;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 pub(crate) mod scope;
 pub(crate) mod space;
 
@@ -11,5 +13,7 @@ pub use limit::{
     LimitVerdict, Limiter, Policy, RateLimits,
 };
 pub use local::{LocalLimiter, SWEEP_EVERY};
+#[cfg(feature = "redis")]
+pub use redis::{DEFAULT_REDIS_TIMEOUT, OnRedisError, RedisLimiter};
 pub use scope::{RequireScopeFuture, RequireScopeLayer, RequireScopeService};
 pub use space::SpaceResolver;
