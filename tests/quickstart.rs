@@ -527,3 +527,55 @@ async fn a_regenerate_without_a_body_has_no_grace() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(demo.get("/me", &demo.admin).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_key_can_be_renamed_and_paused_then_resumed() {
+    let demo = demo().await;
+    let (key, id) = demo.create(&demo.admin, json!({"name": "k"})).await;
+    let path = format!("/keys/{id}");
+    let body = json!({"name": "renamed", "disabled": true});
+    let (status, record) = demo
+        .call(Method::PATCH, &path, &demo.admin, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["name"], "renamed");
+    assert_eq!(record["disabled"], true);
+    assert_eq!(demo.get("/me", &key).await, StatusCode::UNAUTHORIZED);
+    let body = json!({"disabled": false});
+    let (status, _) = demo
+        .call(Method::PATCH, &path, &demo.admin, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(demo.get("/me", &key).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_short_lived_key_cannot_make_a_key_permanent_by_editing_it() {
+    let demo = demo().await;
+    let writer = demo.short_lived_writer().await;
+    let (_, id) = demo
+        .create(
+            &writer,
+            json!({"name": "child", "scopes": [app::KEYS_WRITE]}),
+        )
+        .await;
+    let path = format!("/keys/{id}");
+    let body = json!({"expires_in": null});
+    let (status, _) = demo.call(Method::PATCH, &path, &writer, Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let body = json!({"expires_in": 86_400});
+    let (status, _) = demo.call(Method::PATCH, &path, &writer, Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_edit_cannot_widen_scopes() {
+    let demo = demo().await;
+    let (_, id) = demo.create(&demo.admin, json!({"name": "narrow"})).await;
+    let path = format!("/keys/{id}");
+    let body = json!({"scopes": [app::KEYS_WRITE]});
+    let (status, _) = demo
+        .call(Method::PATCH, &path, &demo.admin, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use keygate::{
-    Actor, ApiKey, ConfigError, Identity, KeyId, KeyManager, KeyRecord, KeySource, KeyStoreWrite,
-    Keygate, ManageError, NewKey, Scopes, SpaceResolver,
+    Actor, ApiKey, ConfigError, Identity, KeyEdit, KeyId, KeyManager, KeyRecord, KeySource,
+    KeyStoreWrite, Keygate, ManageError, NewKey, Scopes, SpaceResolver,
 };
+use serde::Deserializer;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -30,7 +31,7 @@ pub fn router<S: KeyStoreWrite>(keygate: &Keygate<S>) -> Result<(Router, Keygate
     let keys = Router::new()
         .route("/keys", post(create_key).get(list_keys))
         .route("/keys/{id}/regenerate", post(regenerate_key))
-        .route("/keys/{id}", delete(revoke_key))
+        .route("/keys/{id}", delete(revoke_key).patch(edit_key))
         .route_layer(keygate.require_scope(KEYS_WRITE)?);
     let app = Router::new()
         .merge(keys)
@@ -167,6 +168,58 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditKey {
+    name: Option<String>,
+    scopes: Option<Vec<String>>,
+    /// Seconds from now until the key expires; `null` takes the expiry away.
+    #[serde(default, deserialize_with = "present")]
+    expires_in: Option<Option<u64>>,
+    disabled: Option<bool>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D: Deserializer<'de>>(field: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(field).map(Some)
+}
+
+async fn edit_key(
+    State(manager): State<KeyManager>,
+    caller: Identity,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<EditKey>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let mut edit = KeyEdit::new();
+    if let Some(name) = body.name {
+        edit = edit.rename(name);
+    }
+    if let Some(scopes) = body.scopes {
+        let scopes = Scopes::new(&scopes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        edit = edit.scopes(scopes);
+    }
+    if let Some(expires_in) = body.expires_in {
+        let at = match expires_in {
+            None => None,
+            Some(seconds) => Some(
+                manager
+                    .now()
+                    .checked_add(Duration::from_secs(seconds))
+                    .ok_or_else(|| ApiError::bad_request("expires_in is too large".to_owned()))?,
+            ),
+        };
+        edit = edit.expires_at(at);
+    }
+    edit = match body.disabled {
+        Some(true) => edit.disable(),
+        Some(false) => edit.enable(),
+        None => edit,
+    };
+    let record = manager.edit_as(&Actor::key(&caller), &id, edit).await?;
+    Ok(Json(record_json(&record)))
+}
+
 fn parse_id(id: &str) -> Result<KeyId, ApiError> {
     // A malformed id cannot name any key: answer as for an unknown one.
     KeyId::parse(id).map_err(|_| ApiError::from(ManageError::NotFound))
@@ -224,6 +277,16 @@ fn record_json(record: &KeyRecord) -> Value {
         "revoked_at": unix(record.revoked_at),
         "last_used_at": unix(record.last_used_at),
         "use_count": record.use_count,
+        "disabled": record.disabled,
+        "rate_limit": record.rate_limit.map(|limit| json!({
+            "count": limit.count(),
+            "period_ms": limit.period().as_millis() as u64,
+            "burst": limit.burst(),
+        })),
+        "quota": record.quota.map(|quota| json!({
+            "limit": quota.limit(),
+            "refill": quota.to_parts().1,
+        })),
     })
 }
 

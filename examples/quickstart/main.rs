@@ -77,6 +77,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("curl -i {base}/spaces/one/items -H \"X-API-Key: $SPACE_KEY\"     # 200");
     println!("curl -i {base}/spaces/two/items -H \"X-API-Key: $SPACE_KEY\"     # 403");
     println!("curl -i -X POST {base}/keys/$KEY_ID/regenerate -H \"X-API-Key: $API_KEY\"");
+    println!(
+        "curl -i -X PATCH {base}/keys/$KEY_ID -H \"X-API-Key: $API_KEY\" -H 'content-type: application/json' -d '{{\"disabled\":true}}'"
+    );
     println!("curl -i -X DELETE {base}/keys/$KEY_ID -H \"X-API-Key: $API_KEY\"");
 
     axum::serve(listener, router)

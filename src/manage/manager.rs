@@ -114,7 +114,8 @@ impl KeyManager {
         self.max_keys
     }
 
-    pub(crate) fn now(&self) -> SystemTime {
+    /// The time by the configuration's clock: what expiries are measured against.
+    pub fn now(&self) -> SystemTime {
         self.clock.now()
     }
 
