@@ -10,7 +10,10 @@
 //!    lookup by key id, constant-time compare and extension insert;
 //! 4. `keygate_memory`: keygate with `MemoryStore`;
 //! 5. `keygate_cached_sqlite`: keygate with `CachedStore<SqliteStore>`, the cache large
-//!    enough for every key and warm.
+//!    enough for every key and warm;
+//! 6. `keygate_memory_limited`: (4) with an in-process rate limit on every key
+//!    (`with_rate_limits`, `LocalLimiter`), set high enough that no request is refused:
+//!    the price of counting.
 //!
 //! Every stored key is a real one. Each configuration runs with 1,000 and 1,000,000 keys
 //! stored, in two modes: `rotating`, where consecutive requests present every stored key
@@ -216,6 +219,14 @@ fn layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
     Keygate::read_only(store).layer()
 }
 
+/// keygate with a rate limit on every key that no run of the bench can reach.
+fn limited_layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
+    let limit = keygate::RateLimit::per_second(u32::MAX).expect("a valid limit");
+    Keygate::read_only(store)
+        .with_rate_limits(keygate::RateLimits::new().per_key(limit))
+        .layer()
+}
+
 // ---- the run -------------------------------------------------------------------------------
 
 /// How a configuration's requests pick their keys.
@@ -273,6 +284,10 @@ fn main() {
             (
                 "4_keygate_memory",
                 handler_router().layer(layer_of(memory_store(&keys))),
+            ),
+            (
+                "6_keygate_memory_limited",
+                handler_router().layer(limited_layer_of(memory_store(&keys))),
             ),
         ];
         #[cfg(all(feature = "cache", feature = "sqlite"))]
@@ -348,7 +363,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// The ratios to print: label, numerator, denominator, target.
-const RATIOS: [(&str, &str, &str, &str); 3] = [
+const RATIOS: [(&str, &str, &str, &str); 4] = [
     (
         "(4)/(3) keygate vs floor",
         "4_keygate_memory",
@@ -360,6 +375,12 @@ const RATIOS: [(&str, &str, &str, &str); 3] = [
         "5_keygate_cached_sqlite",
         "4_keygate_memory",
         "<= 1.10",
+    ),
+    (
+        "(6)/(4) in-process rate limit vs none",
+        "6_keygate_memory_limited",
+        "4_keygate_memory",
+        "<= 1.05",
     ),
     (
         "(4)/(2) keygate vs tower-http",

@@ -18,6 +18,7 @@ CONFIGS = [
     ("3_floor", "hand-written floor"),
     ("4_keygate_memory", "keygate, MemoryStore"),
     ("5_keygate_cached_sqlite", "keygate, cached SQLite"),
+    ("6_keygate_memory_limited", "keygate, MemoryStore, rate limit"),
 ]
 # (size, mode, label, colour): one bar each per configuration.
 SERIES = [

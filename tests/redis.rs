@@ -3,8 +3,6 @@
 //! `.ci/run` starts one and runs these with `--all-features`. Each test writes under a
 //! namespace of its own.
 
-#![cfg(feature = "redis")]
-
 mod common;
 
 use std::sync::Arc;

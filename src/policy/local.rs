@@ -50,17 +50,23 @@ pub struct LocalLimiter {
 struct Inner {
     limits: RateLimits,
     clock: LimiterClock,
-    rates: RwLock<HashMap<RateLimit, Arc<Keyed>>>,
+    /// The default per-key rate's limiter, which most keys use: found without a map.
+    default_key: Option<(RateLimit, Arc<Keyed>)>,
+    /// The limiters of every other rate in use.
+    rates: RwLock<HashMap<RateLimit, Arc<Keyed>, Hasher>>,
     quotas: Mutex<HashMap<KeyId, Used>>,
     checks: AtomicU64,
 }
 
 type Keyed = governor::RateLimiter<
     BucketKey,
-    DashMapStateStore<BucketKey>,
+    DashMapStateStore<BucketKey, Hasher>,
     LimiterClock,
     StateInformationMiddleware,
 >;
+
+/// A fast, randomly seeded hasher: bucket keys are ids and names, hashed on every request.
+type Hasher = hashbrown::DefaultHashBuilder;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum BucketKey {
@@ -77,15 +83,39 @@ struct Used {
     count: u64,
 }
 
-/// keygate's clock, as governor reads time.
+/// keygate's clock, as governor reads time: the time of the decision in progress on
+/// this thread when there is one, so that one decision sees one time and the clock is not
+/// read twice per request.
 #[derive(Clone)]
 struct LimiterClock(Arc<dyn Clock>);
+
+thread_local! {
+    static DECIDING_AT: std::cell::Cell<Option<SystemTime>> = const { std::cell::Cell::new(None) };
+}
 
 impl governor::clock::Clock for LimiterClock {
     type Instant = SystemTime;
 
     fn now(&self) -> SystemTime {
-        self.0.now()
+        DECIDING_AT
+            .with(std::cell::Cell::get)
+            .unwrap_or_else(|| self.0.now())
+    }
+}
+
+/// Sets the decision time for this thread while it lives.
+struct Deciding;
+
+impl Deciding {
+    fn at(now: SystemTime) -> Self {
+        DECIDING_AT.with(|at| at.set(Some(now)));
+        Self
+    }
+}
+
+impl Drop for Deciding {
+    fn drop(&mut self) {
+        DECIDING_AT.with(|at| at.set(None));
     }
 }
 
@@ -101,10 +131,15 @@ impl LocalLimiter {
     }
 
     pub(crate) fn with_shared_clock(limits: RateLimits, clock: Arc<dyn Clock>) -> Self {
+        let clock = LimiterClock(clock);
+        let default_key = limits
+            .key_default()
+            .map(|limit| (limit, Arc::new(keyed(limit, &clock))));
         Self {
             inner: Arc::new(Inner {
                 limits,
-                clock: LimiterClock(clock),
+                clock,
+                default_key,
                 rates: RwLock::default(),
                 quotas: Mutex::default(),
                 checks: AtomicU64::new(0),
@@ -123,7 +158,12 @@ impl LocalLimiter {
             .values()
             .map(|keyed| keyed.len())
             .sum();
-        rates + lock(&self.inner.quotas).len()
+        let default = self
+            .inner
+            .default_key
+            .as_ref()
+            .map_or(0, |(_, keyed)| keyed.len());
+        default + rates + lock(&self.inner.quotas).len()
     }
 
     /// Whether no bucket or counter is held.
@@ -136,7 +176,8 @@ impl LocalLimiter {
     pub fn sweep(&self) {
         let now = self.inner.clock.0.now();
         let mut rates = write(&self.inner.rates);
-        for keyed in rates.values() {
+        let default = self.inner.default_key.iter().map(|(_, keyed)| keyed);
+        for keyed in rates.values().chain(default) {
             keyed.retain_recent();
             keyed.shrink_to_fit();
         }
@@ -145,20 +186,21 @@ impl LocalLimiter {
         lock(&self.inner.quotas).retain(|_, used| used.period == used.quota.period_of(now));
     }
 
-    fn keyed(&self, limit: RateLimit) -> Arc<Keyed> {
-        if let Some(keyed) = read(&self.inner.rates).get(&limit) {
-            return keyed.clone();
+    /// Runs `f` on the limiter of `limit`.
+    fn with_keyed<T>(&self, limit: RateLimit, f: impl FnOnce(&Keyed) -> T) -> T {
+        if let Some((default, keyed)) = &self.inner.default_key
+            && *default == limit
+        {
+            return f(keyed);
         }
-        write(&self.inner.rates)
+        if let Some(keyed) = read(&self.inner.rates).get(&limit) {
+            return f(keyed);
+        }
+        let keyed = write(&self.inner.rates)
             .entry(limit)
-            .or_insert_with(|| {
-                let quota = governor_quota(limit);
-                Arc::new(
-                    governor::RateLimiter::dashmap_with_clock(quota, self.inner.clock.clone())
-                        .with_middleware::<StateInformationMiddleware>(),
-                )
-            })
-            .clone()
+            .or_insert_with(|| Arc::new(keyed(limit, &self.inner.clock)))
+            .clone();
+        f(&keyed)
     }
 
     fn check_rate(
@@ -172,7 +214,7 @@ impl LocalLimiter {
             Bucket::Space(space) => BucketKey::Space(space.into()),
         };
         let interval = limit.interval();
-        match self.keyed(limit).check_key(&key) {
+        match self.with_keyed(limit, |keyed| keyed.check_key(&key)) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let missing = limit.burst().saturating_sub(remaining);
@@ -185,7 +227,7 @@ impl LocalLimiter {
                 ))
             }
             Err(not_until) => {
-                let wait = not_until.wait_time_from(self.inner.clock.0.now());
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(&self.inner.clock));
                 let reset = interval.saturating_mul(limit.burst());
                 Err(LimitRefusal {
                     kind: LimitKind::RateLimited,
@@ -233,6 +275,7 @@ impl LocalLimiter {
         if self.inner.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();
         }
+        let _deciding = Deciding::at(request.now);
         let mut closest: Option<LimitStatus> = None;
         let mut keep = |status: LimitStatus| {
             if closest.is_none_or(|c| status.remaining < c.remaining) {
@@ -273,6 +316,16 @@ impl fmt::Debug for LocalLimiter {
             .field("held", &self.len())
             .finish()
     }
+}
+
+/// A keyed limiter for `limit`.
+fn keyed(limit: RateLimit, clock: &LimiterClock) -> Keyed {
+    governor::RateLimiter::dashmap_with_clock_and_hasher(
+        governor_quota(limit),
+        clock.clone(),
+        Hasher::default(),
+    )
+    .with_middleware::<StateInformationMiddleware>()
 }
 
 /// `limit` as governor's quota: one request per interval, in bursts of `burst`.
