@@ -519,6 +519,7 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::config::Keygate;
+    use crate::scopes::Scopes;
     use crate::store::memory::MemoryStore;
 
     fn keygate() -> (Keygate<MemoryStore>, ManualClock) {
@@ -783,5 +784,34 @@ mod tests {
             .unwrap();
         assert_eq!(edited.identity.name(), "renamed");
         assert!(edited.disabled);
+    }
+
+    #[tokio::test]
+    async fn regenerate_grace_and_revoke_keep_working_on_an_edited_key() {
+        let (manager, clock) = manager();
+        let id = manager
+            .create(NewKey::new("alice", "k").with_scopes(Scopes::new(["a", "b"]).unwrap()))
+            .await
+            .unwrap()
+            .record
+            .id();
+        let narrow = KeyEdit::new()
+            .rename("edited")
+            .scopes(Scopes::new(["a"]).unwrap());
+        manager.edit(&id, narrow).await.unwrap();
+        let rotated = manager
+            .regenerate(&id, Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(rotated.record.identity.name(), "edited");
+        assert_eq!(
+            rotated.record.identity.scopes(),
+            &Scopes::new(["a"]).unwrap()
+        );
+        let stored = manager.store.find(&id).await.unwrap().unwrap();
+        let previous = stored.previous.expect("the old secret in its grace period");
+        assert_eq!(previous.valid_until, clock.now() + Duration::from_secs(60));
+        manager.revoke(&id).await.unwrap();
+        assert!(manager.store.find(&id).await.unwrap().unwrap().revoked);
     }
 }
