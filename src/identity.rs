@@ -4,6 +4,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use subtle::ConstantTimeEq;
+
+use crate::key::hash::KeyHash;
 use crate::key::id::KeyId;
 use crate::scopes::Scopes;
 use crate::text::Text;
@@ -36,7 +39,25 @@ pub struct Identity {
     extra: Option<Arc<Extra>>,
     /// Verified by the replaced secret of a regenerated key, inside its grace period.
     previous_secret: bool,
+    /// Which secret the layer verified, so that acting on behalf of this identity can
+    /// check, when it acts, that the secret is still the key's current one.
+    proof: Proof,
 }
+
+/// The first 16 bytes of the presented key's hash: enough to tell the key's current
+/// secret from a replaced one (a 128-bit match by chance is out of reach), and half the
+/// bytes every request copies. Not part of what an identity *is*: two identities of the
+/// same key compare equal whether or not they carry it, and `Debug` never shows it.
+#[derive(Clone, Copy, Default)]
+struct Proof(Option<[u8; 16]>);
+
+impl PartialEq for Proof {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Proof {}
 
 /// The rarely set part of an identity.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -59,6 +80,7 @@ impl Identity {
             user,
             extra,
             previous_secret: false,
+            proof: Proof(None),
         }
     }
 
@@ -100,6 +122,28 @@ impl Identity {
     pub(crate) fn by_previous_secret(mut self, previous: bool) -> Self {
         self.previous_secret = previous;
         self
+    }
+
+    /// Marks the identity as verified with the key whose hash is `presented`.
+    pub(crate) fn proven_by(mut self, presented: &KeyHash) -> Self {
+        let mut prefix = [0; 16];
+        prefix.copy_from_slice(&presented.as_bytes()[..16]);
+        self.proof = Proof(Some(prefix));
+        self
+    }
+
+    /// Whether the layer verified this identity (rather than a store or your code
+    /// making it).
+    pub(crate) fn is_proven(&self) -> bool {
+        self.proof.0.is_some()
+    }
+
+    /// Whether the layer verified this identity with the secret whose hash is `hash`;
+    /// compared in constant time.
+    pub(crate) fn proven_with(&self, hash: &KeyHash) -> bool {
+        self.proof
+            .0
+            .is_some_and(|prefix| bool::from(prefix.ct_eq(&hash.as_bytes()[..16])))
     }
 
     /// The id of the key that authenticated the request.

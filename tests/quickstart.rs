@@ -579,3 +579,95 @@ async fn an_edit_cannot_widen_scopes() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// Sends `method path` as `key` with headers now and the JSON body only once `release`
+/// fires, as a client that holds its body back would.
+async fn late_body(
+    demo: &Demo,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<StatusCode>,
+) {
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let bytes = body.to_string();
+    let stream = futures_util::stream::once(async move {
+        let _ = released.await;
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(bytes))
+    });
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let app = demo.app.clone();
+    let response = tokio::spawn(async move { app.oneshot(request).await.unwrap().status() });
+    // Let the layer verify the headers before anything else happens.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    (release, response)
+}
+
+#[tokio::test]
+async fn a_body_held_back_past_a_rotation_cannot_mint_a_key() {
+    let demo = demo().await;
+    let (leaked, id) = demo
+        .create(
+            &demo.admin,
+            json!({"name": "leaked", "scopes": [app::KEYS_WRITE]}),
+        )
+        .await;
+    let body = json!({"name": "persist", "scopes": [app::KEYS_WRITE]});
+    let (release, minted) = late_body(&demo, Method::POST, "/keys", &leaked, body).await;
+    demo.regenerate(&id, None).await;
+    release.send(()).unwrap();
+    assert_eq!(minted.await.unwrap(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_body_held_back_past_a_narrowing_cannot_use_the_old_scopes() {
+    let demo = demo().await;
+    let (key, id) = demo
+        .create(
+            &demo.admin,
+            json!({"name": "k", "scopes": [app::KEYS_WRITE]}),
+        )
+        .await;
+    let body = json!({"name": "minted", "scopes": [app::KEYS_WRITE]});
+    let (release, minted) = late_body(&demo, Method::POST, "/keys", &key, body).await;
+    let path = format!("/keys/{id}");
+    let (status, _) = demo
+        .call(
+            Method::PATCH,
+            &path,
+            &demo.admin,
+            Some(json!({"scopes": []})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    release.send(()).unwrap();
+    assert_eq!(minted.await.unwrap(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_null_edit_field_is_refused_not_skipped() {
+    let demo = demo().await;
+    let (_, id) = demo.create(&demo.admin, json!({"name": "k"})).await;
+    let path = format!("/keys/{id}");
+    for body in [
+        json!({"disabled": null}),
+        json!({"name": null}),
+        json!({"scopes": null}),
+    ] {
+        let (status, error) = demo
+            .call(Method::PATCH, &path, &demo.admin, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    }
+}

@@ -171,17 +171,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EditKey {
+    #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     scopes: Option<Vec<String>>,
     /// Seconds from now until the key expires; `null` takes the expiry away.
     #[serde(default, deserialize_with = "present")]
     expires_in: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "not_null")]
     disabled: Option<bool>,
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
 fn present<'de, D: Deserializer<'de>>(field: D) -> Result<Option<Option<u64>>, D::Error> {
     Option::<u64>::deserialize(field).map(Some)
+}
+
+/// A field that may be absent, but not `null`: nothing to take away, so `null` is a
+/// mistake to report rather than an edit to skip.
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    field: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(field).map(Some)
 }
 
 async fn edit_key(

@@ -42,7 +42,11 @@ pub(crate) fn verify(
         return Err(InvalidKey::Expired);
     }
     Ok(Verified {
-        identity: stored.identity.clone().by_previous_secret(!current),
+        identity: stored
+            .identity
+            .clone()
+            .by_previous_secret(!current)
+            .proven_by(presented),
         rate_limit: stored.rate_limit,
         quota: stored.quota,
     })

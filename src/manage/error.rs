@@ -32,7 +32,8 @@ pub enum ManageError {
     /// grace period: such a secret authenticates requests but manages nothing.
     #[error("a replaced secret in its grace period cannot manage keys")]
     PreviousSecret,
-    /// The acting key is revoked, expired or gone.
+    /// The acting key is revoked, paused, expired or gone, or has changed since it was
+    /// verified: its secret replaced, or its scopes narrowed.
     #[error("the acting key is no longer valid")]
     InactiveActor,
     /// Only an app admin may do this.

@@ -396,7 +396,7 @@ impl KeyManager {
     /// seen by the next request on this instance, and through a [`CachedStore`]'s
     /// invalidation (the PostgreSQL listener) on the others. Returns the edited record.
     ///
-    /// A revoked key cannot be edited: revocation is for good.
+    /// A revoked or expired key cannot be edited: both are for good.
     ///
     /// [`CachedStore`]: crate::CachedStore
     ///
@@ -404,7 +404,7 @@ impl KeyManager {
     ///
     /// [`ManageError::Invalid`] for a name that is not 1 to 128 bytes of visible text or
     /// an expiry that is not in the future (or past year 9999); [`ManageError::NotFound`];
-    /// [`ManageError::Revoked`]; or the store's error.
+    /// [`ManageError::Revoked`]; [`ManageError::Expired`]; or the store's error.
     pub async fn edit(&self, id: &KeyId, edit: KeyEdit) -> Result<KeyRecord, ManageError> {
         let record = self.get(id).await?;
         self.edit_record(&record, edit).await
@@ -418,6 +418,11 @@ impl KeyManager {
     ) -> Result<KeyRecord, ManageError> {
         if record.revoked_at.is_some() {
             return Err(ManageError::Revoked);
+        }
+        // An expired key is dead like a revoked one: bringing it back would revive a
+        // secret its holders were told had stopped working. Make a new key instead.
+        if record.expires_at.is_some_and(|at| at <= self.now()) {
+            return Err(ManageError::Expired);
         }
         validate_edit(&edit, self.now())?;
         let id = record.id();
@@ -813,5 +818,19 @@ mod tests {
         assert_eq!(previous.valid_until, clock.now() + Duration::from_secs(60));
         manager.revoke(&id).await.unwrap();
         assert!(manager.store.find(&id).await.unwrap().unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn an_expired_key_cannot_be_edited_back_to_life() {
+        let (manager, clock) = manager();
+        let id = manager
+            .create(NewKey::new("alice", "k").expires_in(Duration::from_secs(2)))
+            .await
+            .unwrap()
+            .record
+            .id();
+        clock.advance(Duration::from_secs(3));
+        let result = manager.edit(&id, KeyEdit::new().expires_at(None)).await;
+        assert!(matches!(result, Err(ManageError::Expired)), "{result:?}");
     }
 }

@@ -108,19 +108,38 @@ impl NewKey {
 /// direction-changing that would make a listing show other text than is stored.
 pub(super) fn is_text(value: &str, max: usize) -> bool {
     let mut previous: Option<char> = None;
-    !value.trim().is_empty()
+    // Spaces at either end, and spaces other than U+0020, make a name look like another.
+    value.trim() == value
+        && !value.is_empty()
         && value.len() <= max
         && value.chars().all(|c| {
-            // A variation selector picks how the character before it is drawn ("❤️"):
-            // alone, after a space or after another selector, it draws nothing.
             let fits = if is_variation_selector(c) {
-                previous.is_some_and(|p| !p.is_whitespace() && !is_variation_selector(p))
+                // A variation selector picks how a symbol is drawn ("❤️"); after a letter,
+                // a space, another selector or nothing, it draws nothing.
+                previous.is_some_and(|p| {
+                    !p.is_alphanumeric() && !p.is_whitespace() && !is_variation_selector(p)
+                })
+            } else if is_combining_mark(c) {
+                // Accents belong on a character; at the start they stand on nothing.
+                previous.is_some_and(|p| !p.is_whitespace())
             } else {
-                !c.is_control() && !is_format(c)
+                !c.is_control() && !is_format(c) && (c == ' ' || !c.is_whitespace())
             };
             previous = Some(c);
             fits
         })
+}
+
+/// The combining diacritical marks (U+0300–036F and the supplements and extensions).
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
 }
 
 fn is_variation_selector(c: char) -> bool {
@@ -154,11 +173,12 @@ fn is_format(c: char) -> bool {
             | '\u{3164}'
             | '\u{FEFF}'
             | '\u{FFA0}'
-            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{FFF0}'..='\u{FFFB}'
             | '\u{110BD}'
             | '\u{110CD}'
             | '\u{13430}'..='\u{1343F}'
             | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D159}'
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0000}'..='\u{E00FF}'
             | '\u{E01F0}'..='\u{E0FFF}'
@@ -193,6 +213,15 @@ mod tests {
             "a\u{FE0F}\u{FE0F}",
             "\u{FE0F}",
             "a \u{FE0F}",
+            "quickstart admin\u{FE0F}",
+            "quickstart admin   ",
+            " admin",
+            "quickstart\u{00A0}admin",
+            "quickstart\u{2009}admin",
+            "quickstart\u{202F}admin",
+            "admin\u{FFF0}",
+            "admin\u{1D159}",
+            "\u{0301}",
             "quickstart admin\u{E0020}",
         ] {
             let new = NewKey::new("alice", name);
@@ -207,11 +236,19 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+        assert!(NewKey::new("alice", "cafe\u{0301} key").validate().is_ok());
     }
 
     #[test]
     fn spaces_with_invisible_characters_are_refused() {
-        for space in ["\u{3164}", "one\u{E0020}", "\u{2800}"] {
+        for space in [
+            "\u{3164}",
+            "one\u{E0020}",
+            "\u{2800}",
+            "one ",
+            "one\u{FE0F}",
+            "o\u{00A0}ne",
+        ] {
             let new = NewKey::new("alice", "k").with_space(space);
             assert!(
                 matches!(new.validate(), Err(ManageError::Invalid(_))),

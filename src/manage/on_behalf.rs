@@ -22,6 +22,29 @@ impl KeyManager {
         let Some(identity) = actor.identity() else {
             return Ok(Standing { expires_at: None });
         };
+        // An identity the layer verified is verified again, now: a request may wait long
+        // between its headers (verified) and its body (read before acting), and a key
+        // regenerated or narrowed in between must not act with its old secret or scopes.
+        if identity.is_proven() {
+            let stored = self
+                .store
+                .find(&identity.key_id())
+                .await?
+                .ok_or(ManageError::InactiveActor)?;
+            if !identity.proven_with(&stored.hash) {
+                let in_grace = stored.previous.is_some_and(|previous| {
+                    identity.proven_with(&previous.hash) && self.now() < previous.valid_until
+                });
+                return Err(if in_grace {
+                    ManageError::PreviousSecret
+                } else {
+                    ManageError::InactiveActor
+                });
+            }
+            if !stored.identity.scopes().contains_all(identity.scopes()) {
+                return Err(ManageError::InactiveActor);
+            }
+        }
         // The identity was verified on this request; the record is read again so that a
         // key revoked or shortened since, or an identity that never came from a store,
         // gets nothing.
@@ -790,5 +813,76 @@ mod tests {
             .edit_as(&Actor::key(&old), &target, KeyEdit::new().enable())
             .await;
         assert!(matches!(result, Err(ManageError::PreviousSecret)));
+    }
+
+    /// A key and the actor the layer would make of it: verified with its secret.
+    async fn verified_actor(manager: &KeyManager, scopes: &[&str]) -> (Actor, KeyId) {
+        let created = manager
+            .create(NewKey::new("alice", "actor").with_scopes(Scopes::new(scopes).unwrap()))
+            .await
+            .unwrap();
+        let hash = crate::key::hash::KeyHasher::sha256().hash(&created.key);
+        let identity = created.record.identity.clone().proven_by(&hash);
+        (Actor::key(&identity), created.record.id())
+    }
+
+    #[tokio::test]
+    async fn a_secret_replaced_after_verification_cannot_act() {
+        let (manager, _) = manager();
+        let (actor, id) = verified_actor(&manager, &["keys:write"]).await;
+        manager.regenerate(&id, None).await.unwrap();
+        let result = manager.create_as(&actor, NewKey::new("", "late")).await;
+        assert!(
+            matches!(result, Err(ManageError::InactiveActor)),
+            "{result:?}"
+        );
+        let rotate = manager.regenerate_as(&actor, &id, None).await;
+        assert!(
+            matches!(rotate, Err(ManageError::InactiveActor)),
+            "{rotate:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_put_in_its_grace_period_after_verification_cannot_act() {
+        let (manager, _) = manager();
+        let (actor, id) = verified_actor(&manager, &["keys:write"]).await;
+        manager
+            .regenerate(&id, Some(Duration::from_secs(600)))
+            .await
+            .unwrap();
+        let result = manager.create_as(&actor, NewKey::new("", "late")).await;
+        assert!(
+            matches!(result, Err(ManageError::PreviousSecret)),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_narrowed_after_verification_cannot_act_with_its_old_scopes() {
+        let (manager, _) = manager();
+        let (actor, id) = verified_actor(&manager, &["keys:write"]).await;
+        manager
+            .edit(&id, KeyEdit::new().scopes(Scopes::default()))
+            .await
+            .unwrap();
+        let new = NewKey::new("", "late").with_scopes(Scopes::new(["keys:write"]).unwrap());
+        let result = manager.create_as(&actor, new).await;
+        assert!(
+            matches!(result, Err(ManageError::InactiveActor)),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_verified_key_that_has_not_changed_acts() {
+        let (manager, _) = manager();
+        let (actor, _) = verified_actor(&manager, &["keys:write"]).await;
+        assert!(
+            manager
+                .create_as(&actor, NewKey::new("", "k"))
+                .await
+                .is_ok()
+        );
     }
 }
