@@ -2,6 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use unicode_normalization::char::is_combining_mark;
+
 use crate::manage::error::ManageError;
 use crate::scopes::Scopes;
 
@@ -108,20 +110,28 @@ impl NewKey {
 /// direction-changing that would make a listing show other text than is stored.
 pub(super) fn is_text(value: &str, max: usize) -> bool {
     let mut previous: Option<char> = None;
+    let mut marks = 0;
     // Spaces at either end, and spaces other than U+0020, make a name look like another.
     value.trim() == value
         && !value.is_empty()
         && value.len() <= max
         && value.chars().all(|c| {
+            let mark = is_combining_mark(c);
+            marks = if mark { marks + 1 } else { 0 };
             let fits = if is_variation_selector(c) {
                 // A variation selector picks how a symbol is drawn ("❤️"); after a letter,
-                // a space, another selector or nothing, it draws nothing.
+                // a digit, ASCII punctuation, a space, a mark or nothing, it draws nothing.
                 previous.is_some_and(|p| {
-                    !p.is_alphanumeric() && !p.is_whitespace() && !is_variation_selector(p)
+                    !p.is_ascii()
+                        && !p.is_alphanumeric()
+                        && !p.is_whitespace()
+                        && !is_combining_mark(p)
+                        && !is_variation_selector(p)
                 })
-            } else if is_combining_mark(c) {
-                // Accents belong on a character; at the start they stand on nothing.
-                previous.is_some_and(|p| !p.is_whitespace())
+            } else if mark {
+                // Accents belong on a character, a few at a time: at the start or after a
+                // space they stand on nothing, and stacked they hide what they cover.
+                previous.is_some_and(|p| !p.is_whitespace()) && marks <= MAX_MARKS
             } else {
                 !c.is_control() && !is_format(c) && (c == ' ' || !c.is_whitespace())
             };
@@ -130,17 +140,8 @@ pub(super) fn is_text(value: &str, max: usize) -> bool {
         })
 }
 
-/// The combining diacritical marks (U+0300–036F and the supplements and extensions).
-fn is_combining_mark(c: char) -> bool {
-    matches!(
-        c,
-        '\u{0300}'..='\u{036F}'
-            | '\u{1AB0}'..='\u{1AFF}'
-            | '\u{1DC0}'..='\u{1DFF}'
-            | '\u{20D0}'..='\u{20FF}'
-            | '\u{FE20}'..='\u{FE2F}'
-    )
-}
+/// The most combining marks on one character ("ệ" takes two).
+const MAX_MARKS: usize = 3;
 
 fn is_variation_selector(c: char) -> bool {
     matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
@@ -222,6 +223,12 @@ mod tests {
             "admin\u{FFF0}",
             "admin\u{1D159}",
             "\u{0301}",
+            "\u{064B}",
+            "quickstart \u{064B}admin",
+            "\u{3099}",
+            "ci-\u{FE0F}deploy",
+            "keys:\u{FE00}write",
+            "admin)\u{FE0F}",
             "quickstart admin\u{E0020}",
         ] {
             let new = NewKey::new("alice", name);
@@ -237,6 +244,13 @@ mod tests {
                 .is_ok()
         );
         assert!(NewKey::new("alice", "cafe\u{0301} key").validate().is_ok());
+        assert!(
+            NewKey::new("alice", "te\u{0323}\u{0302}p")
+                .validate()
+                .is_ok()
+        );
+        let stacked = format!("a{}", "\u{0488}".repeat(60));
+        assert!(NewKey::new("alice", stacked).validate().is_err());
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub const KEY_EDIT_SET: &str = key_edit_set!();
 /// let query = bind_key_edit(sqlx::query::<Sqlite>(&sql), &id, &edit);
 /// # drop(query);
 /// # }
-/// # Ok::<(), keygate::MalformedKey>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn bind_key_edit<'q, DB>(
     query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
