@@ -95,6 +95,12 @@ mod store;
 pub mod testkit;
 mod text;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use audit::{
+    AUDIT_BATCH, AuditQuery, DEFAULT_AUDIT_QUEUE, ReasonCount, Retention, SqlAuditSink,
+    SqlAuditStats, StoredEvent,
+};
 pub use audit::{AuditEvent, AuditSink, AuditStats, NoAudit, Outcome, Reason, TracingSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_STORE_TIMEOUT, Keygate};

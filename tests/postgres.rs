@@ -393,3 +393,57 @@ async fn a_table_with_integer_times_migrates_to_timestamptz_exactly() {
     assert_eq!(micros(record.created_at), 1_800_000_000_123_456);
     assert_eq!(micros(record.expires_at.unwrap()), 1_900_000_000_654_321);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_reach_postgres_with_their_precise_reasons_and_age_out() {
+    use keygate::{AuditQuery, Retention, SqlAuditSink};
+    let store = pg::fresh_store().await;
+    let clock =
+        keygate::ManualClock::new(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let sink = SqlAuditSink::postgres(store.pool().clone(), Retention::days(1))
+        .await
+        .unwrap()
+        .with_queue_and_clock(1_024, clock.clone());
+    let keygate = Keygate::new(store.clone())
+        .with_clock(clock.clone())
+        .with_sources([KeySource::header("x-api-key").unwrap()])
+        .unwrap()
+        .with_audit_sink(sink.clone(), 1_024);
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(keygate.layer());
+    let created = keygate
+        .manager()
+        .create(NewKey::new("alice", "k"))
+        .await
+        .unwrap();
+    let forged = keygate::KeyGenerator::default()
+        .generate_for(created.key.id())
+        .unwrap();
+    assert_eq!(
+        status(&app, created.key.expose_secret()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&app, forged.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let query = AuditQuery::new().key(created.key.id());
+    let mut events = Vec::new();
+    for _ in 0..500 {
+        sink.flush().await;
+        events = sink.events(&query).await.unwrap();
+        if events.len() == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let seen: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.outcome.as_str(), e.reason.as_deref()))
+        .collect();
+    assert_eq!(seen, [("denied", Some("wrong_secret")), ("allowed", None)]);
+    clock.advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(sink.enforce_retention().await.unwrap(), 2);
+    assert!(sink.events(&query).await.unwrap().is_empty());
+}

@@ -5,8 +5,15 @@
 pub(crate) mod event;
 pub(crate) mod queue;
 pub(crate) mod sink;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod sql;
 pub(crate) mod usage;
 
 pub use event::{AuditEvent, Outcome, Reason};
 pub use queue::AuditStats;
 pub use sink::{AuditSink, NoAudit, TracingSink};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::{
+    AuditQuery, BATCH as AUDIT_BATCH, DEFAULT_AUDIT_QUEUE, ReasonCount, Retention, SqlAuditSink,
+    SqlAuditStats, StoredEvent,
+};

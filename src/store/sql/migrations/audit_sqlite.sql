@@ -1,0 +1,17 @@
+-- The audit trail (SqlAuditSink): one row per decision, never a secret or a query string.
+CREATE TABLE IF NOT EXISTS keygate_audit (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT,
+    key_id       TEXT,
+    user_id      TEXT,
+    space_id     TEXT,
+    target_space TEXT,
+    method       TEXT NOT NULL,
+    path         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS keygate_audit_key ON keygate_audit (key_id, id);
+CREATE INDEX IF NOT EXISTS keygate_audit_user ON keygate_audit (user_id, id);
+CREATE INDEX IF NOT EXISTS keygate_audit_space ON keygate_audit (space_id, id);
+CREATE INDEX IF NOT EXISTS keygate_audit_at ON keygate_audit (at);

@@ -1,0 +1,238 @@
+//! SqlAuditSink on SQLite: the trail persisted with its precise reasons and read back,
+//! never a secret or a query string, never in a request's way, and kept as long as
+//! retention says.
+
+mod common;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use common::send_to;
+use http::StatusCode;
+use keygate::sqlx::{self, Row};
+use keygate::{
+    AuditQuery, KeyGenerator, KeySource, Keygate, ManualClock, NewKey, Retention, SqlAuditSink,
+    SqliteStore,
+};
+
+struct Trail {
+    app: Router,
+    keygate: Keygate<SqliteStore>,
+    store: SqliteStore,
+    sink: SqlAuditSink,
+    clock: ManualClock,
+}
+
+async fn trail(retention: Retention) -> Trail {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let sink = SqlAuditSink::sqlite(store.pool().clone(), retention)
+        .await
+        .unwrap()
+        .with_queue_and_clock(1_024, clock.clone());
+    let keygate = Keygate::new(store.clone())
+        .with_clock(clock.clone())
+        .with_sources([KeySource::header("x-api-key").unwrap()])
+        .unwrap()
+        .with_audit_sink(sink.clone(), 1_024);
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(keygate.layer());
+    Trail {
+        app,
+        keygate,
+        store,
+        sink,
+        clock,
+    }
+}
+
+impl Trail {
+    async fn get(&self, path: &str, key: &str) -> StatusCode {
+        send_to(self.app.clone(), path, &[("x-api-key", key.as_bytes())])
+            .await
+            .status
+    }
+
+    /// Waits until the layer's queue and then the sink's have written everything.
+    async fn settle(&self, expected: usize) {
+        for _ in 0..500 {
+            self.sink.flush().await;
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keygate_audit")
+                .fetch_one(self.store.pool())
+                .await
+                .unwrap();
+            if count as usize >= expected {
+                return;
+            }
+            tokio::task::yield_now().await;
+            std::thread::yield_now();
+        }
+        panic!("the trail never held {expected} events");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_sqlite_with_their_precise_reasons_newest_first() {
+    let trail = trail(Retention::default()).await;
+    let created = trail
+        .keygate
+        .manager()
+        .create(NewKey::new("alice", "k"))
+        .await
+        .unwrap();
+    let key = created.key.expose_secret();
+    let forged = KeyGenerator::default()
+        .generate_for(created.key.id())
+        .unwrap();
+    assert_eq!(trail.get("/me", key).await, StatusCode::OK);
+    assert_eq!(
+        trail.get("/me", forged.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    trail
+        .keygate
+        .manager()
+        .revoke(&created.key.id())
+        .await
+        .unwrap();
+    assert_eq!(trail.get("/me", key).await, StatusCode::UNAUTHORIZED);
+    trail.settle(3).await;
+
+    let events = trail
+        .sink
+        .events(&AuditQuery::new().key(created.key.id()))
+        .await
+        .unwrap();
+    let seen: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.outcome.as_str(), e.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("denied", Some("revoked")),
+            ("denied", Some("wrong_secret")),
+            ("allowed", None)
+        ]
+    );
+    assert!(events.iter().all(|e| e.user_id.as_deref() == Some("alice")));
+    let denials = trail
+        .sink
+        .denials_by_reason(&AuditQuery::new().user("alice"))
+        .await
+        .unwrap();
+    assert_eq!(denials.len(), 2);
+    assert!(denials.iter().all(|d| d.count == 1));
+    assert_eq!(trail.sink.stats().written, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_and_no_query_string_is_ever_stored() {
+    let trail = trail(Retention::default()).await;
+    let created = trail
+        .keygate
+        .manager()
+        .create(NewKey::new("alice", "k"))
+        .await
+        .unwrap();
+    let key = created.key.expose_secret().to_owned();
+    let path = format!("/me?token=hidden&key={key}");
+    assert_eq!(trail.get(&path, &key).await, StatusCode::OK);
+    let forged = KeyGenerator::default()
+        .generate_for(created.key.id())
+        .unwrap();
+    trail.get(&path, forged.expose_secret()).await;
+    trail.settle(2).await;
+
+    let secret_part = &key[key.len() - 20..];
+    let forged_part = &forged.expose_secret()[forged.expose_secret().len() - 20..];
+    let rows = sqlx::query("SELECT * FROM keygate_audit")
+        .fetch_all(trail.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        for column in 0..row.len() {
+            let text: Option<String> = row.try_get(column).ok().flatten();
+            let text = text.unwrap_or_default();
+            assert!(!text.contains(secret_part), "a secret in column {column}");
+            assert!(
+                !text.contains(forged_part),
+                "a presented secret in column {column}"
+            );
+            assert!(
+                !text.contains("hidden"),
+                "the query string in column {column}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_database_never_holds_a_request_and_drops_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let sink = SqlAuditSink::sqlite(store.pool().clone(), Retention::default())
+        .await
+        .unwrap()
+        .with_queue_and_clock(8, keygate::SystemClock);
+    // Another process's transaction holds the database's write lock for the whole test.
+    let blocker = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut lock = blocker.begin().await.unwrap();
+    sqlx::query("DELETE FROM keygate_audit")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+    let keygate = Keygate::new(store.clone()).with_audit_sink(sink.clone(), 8);
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(keygate.layer());
+    // Unknown keys: their lookups read (WAL lets reads past the write lock), and each
+    // denial is an event the blocked trail cannot write.
+    let unknown = KeyGenerator::default().generate().unwrap();
+    let all = async {
+        for _ in 0..500 {
+            let reply = send_to(
+                app.clone(),
+                "/me",
+                &[(
+                    "authorization",
+                    format!("Bearer {}", unknown.expose_secret()).as_bytes(),
+                )],
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("requests waited for the blocked database");
+    assert!(sink.stats().dropped > 0, "{:?}", sink.stats());
+    lock.rollback().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_rows_past_the_age_and_beyond_the_count() {
+    let trail = trail(Retention::days(1).with_max_rows(3)).await;
+    let unknown = KeyGenerator::default().generate().unwrap();
+    // Two events two days ago, then five now.
+    for _ in 0..2 {
+        trail.get("/me", unknown.expose_secret()).await;
+    }
+    trail.settle(2).await;
+    trail.clock.advance(Duration::from_secs(2 * 86_400));
+    for _ in 0..5 {
+        trail.get("/me", unknown.expose_secret()).await;
+    }
+    trail.settle(7).await;
+    let deleted = trail.sink.enforce_retention().await.unwrap();
+    assert_eq!(deleted, 4, "two by age, then two beyond the count");
+    let left = trail.sink.events(&AuditQuery::new()).await.unwrap();
+    assert_eq!(left.len(), 3);
+    let now = keygate::Timestamp(keygate::Clock::now(&trail.clock));
+    assert!(left.iter().all(|e| e.at == now));
+}
