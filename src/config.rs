@@ -157,6 +157,8 @@ impl<S: KeyStore> Keygate<S> {
             responder: Responder::default(),
             audit: Some(Arc::new(AuditLog::new(TracingSink, DEFAULT_CAPACITY))),
             clock: context_clock.clone(),
+            #[cfg(feature = "metrics")]
+            per_key: None,
         };
         let shared = Shared {
             store: store.clone(),
@@ -271,6 +273,15 @@ impl<S: KeyStore> Keygate<S> {
             shared.limit_every_key = limits != RateLimits::new();
             shared.local_limits = Some(limits);
         })
+    }
+
+    /// Also counts requests per key in the metrics (`keygate_key_requests_total`, label
+    /// `key_id`), for at most `cap` distinct keys; later keys count under
+    /// `key_id="other"`, so the number of series stays bounded.
+    #[cfg(feature = "metrics")]
+    pub fn with_per_key_metrics(self, cap: usize) -> Self {
+        let per_key = Arc::new(crate::audit::metrics::PerKey::new(cap));
+        self.edit_context(|context| context.per_key = Some(per_key))
     }
 
     /// A limiter of your own, or one shared by a fleet (the Redis limiter), asked for every

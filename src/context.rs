@@ -24,6 +24,9 @@ pub(crate) struct Context {
     /// `None` for [`NoAudit`](crate::NoAudit): then no event is even built.
     pub(crate) audit: Option<Arc<AuditLog>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Per-key request counts, when asked for.
+    #[cfg(feature = "metrics")]
+    pub(crate) per_key: Option<Arc<crate::audit::metrics::PerKey>>,
 }
 
 /// The request extension carrying the context of a layer that let a request through
@@ -103,6 +106,18 @@ impl Context {
         self.clock.now()
     }
 
+    /// Counts a decision in the metrics (feature `metrics`; nothing otherwise).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn count(&self, outcome: &Outcome, key: Option<crate::key::id::KeyId>) {
+        #[cfg(feature = "metrics")]
+        {
+            crate::audit::metrics::decision(outcome);
+            if let (Some(per_key), Some(key)) = (&self.per_key, key) {
+                per_key.count(key);
+            }
+        }
+    }
+
     /// Audits and answers a refusal decided after the layer (a scope guard, an extractor).
     pub(crate) fn deny(
         &self,
@@ -111,6 +126,10 @@ impl Context {
         uri: &Uri,
         identity: Option<&Identity>,
     ) -> Response<Bytes> {
+        self.count(
+            &Outcome::Denied(rejection.reason()),
+            identity.map(Identity::key_id),
+        );
         self.emit(|| {
             let mut event =
                 AuditEvent::new(self.now(), Outcome::Denied(rejection.reason()), method, uri);

@@ -3,7 +3,11 @@
 //! batches.
 
 pub(crate) mod event;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
 pub(crate) mod queue;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod rollup;
 pub(crate) mod sink;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
@@ -11,6 +15,8 @@ pub(crate) mod usage;
 
 pub use event::{AuditEvent, Outcome, Reason};
 pub use queue::AuditStats;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use rollup::{Granularity, UsageBucket, UsageOf};
 pub use sink::{AuditSink, NoAudit, TracingSink};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{

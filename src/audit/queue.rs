@@ -83,6 +83,8 @@ impl AuditLog {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                crate::audit::metrics::audit_dropped();
                 // The worker may be asleep with a full queue; wake it early.
                 worker.thread.unpark();
             }

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::event::{AuditEvent, Outcome};
+use crate::audit::rollup::{Granularity, UsageBucket, UsageOf};
 use crate::audit::sink::AuditSink;
 use crate::clock::{Clock, SystemClock};
 use crate::key::id::KeyId;
@@ -32,6 +33,9 @@ pub const BATCH: usize = 256;
 
 /// Events waiting to be written, by default; past it they are dropped and counted.
 pub const DEFAULT_AUDIT_QUEUE: usize = 8_192;
+
+/// How long minute buckets of usage are kept: two days.
+const MINUTE_BUCKETS_KEPT_SECS: u64 = 2 * 86_400;
 
 /// How often retention runs at most.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -412,6 +416,28 @@ impl SqlAuditSink {
         }
     }
 
+    /// Usage of a key, a user or a space in buckets of `granularity` from `since` to
+    /// `until`, oldest first; buckets without requests are left out. A key's last 30
+    /// days are `usage(&UsageOf::Key(id), Granularity::Day, now - 30 days, now)`.
+    ///
+    /// # Errors
+    ///
+    /// The database's error.
+    pub async fn usage(
+        &self,
+        of: &UsageOf,
+        granularity: Granularity,
+        since: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<UsageBucket>, StoreError> {
+        match &self.inner.db {
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite(pool) => sqlite::usage(pool, of, granularity, since, until).await,
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => postgres::usage(pool, of, granularity, since, until).await,
+        }
+    }
+
     /// Deletes what [`Retention`] no longer keeps, now; returns how many rows. The writer
     /// also does this by itself, at most once a minute.
     ///
@@ -492,7 +518,7 @@ async fn write(sink: std::sync::Weak<Inner>, mut queue: mpsc::Receiver<Message>)
             batch.clear();
         }
         let due = last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY);
-        if due && inner.retention != Retention::default() {
+        if due {
             last_retention = Some(std::time::Instant::now());
             let sink = SqlAuditSink {
                 inner: inner.clone(),
@@ -511,16 +537,32 @@ async fn write(sink: std::sync::Weak<Inner>, mut queue: mpsc::Receiver<Message>)
 /// database (sqlx's builder does not lend itself to code generic over the database).
 macro_rules! trail_queries {
     ($db:ty) => {
-        use std::time::SystemTime;
+        use std::time::{Duration, SystemTime};
 
         use sqlx::{Pool, QueryBuilder};
 
+        use super::MINUTE_BUCKETS_KEPT_SECS;
+
         use super::{AuditQuery, ReasonCount, Retention, Row, StoredEvent};
+        use crate::audit::rollup::{Granularity, Tally, UsageBucket, UsageOf};
         use crate::store::error::StoreError;
         use crate::store::sql::types::Timestamp;
 
         /// Inserts `rows` in one statement.
+        /// Inserts `rows` and adds them to the usage rollups, in one transaction.
         pub(super) async fn insert(pool: &Pool<$db>, rows: &[Row]) -> Result<(), StoreError> {
+            let mut tally = Tally::default();
+            for row in rows {
+                tally.add(
+                    row.at,
+                    row.outcome != "denied",
+                    row.key_id.as_deref(),
+                    row.user_id.as_deref(),
+                    row.space_id.as_deref(),
+                );
+            }
+            let rollups = tally.into_rollups();
+            let mut tx = pool.begin().await?;
             let mut insert = QueryBuilder::<$db>::new(
                 "INSERT INTO keygate_audit (at, outcome, reason, key_id, user_id, space_id, \
                  target_space, method, path) ",
@@ -537,8 +579,54 @@ macro_rules! trail_queries {
                     .push_bind(row.method.as_str())
                     .push_bind(row.path.as_str());
             });
-            insert.build().execute(pool).await?;
+            insert.build().execute(&mut *tx).await?;
+            // Rollups go in chunks: each row binds six values, and SQLite allows 32,766.
+            for chunk in rollups.chunks(1_000) {
+                let mut upsert = QueryBuilder::<$db>::new(
+                    "INSERT INTO keygate_usage (kind, owner, granularity, bucket, allowed, denied) ",
+                );
+                upsert.push_values(chunk, |mut values, rollup| {
+                    values
+                        .push_bind(rollup.kind)
+                        .push_bind(rollup.owner.as_str())
+                        .push_bind(rollup.granularity)
+                        .push_bind(Timestamp(rollup.bucket))
+                        .push_bind(rollup.allowed)
+                        .push_bind(rollup.denied);
+                });
+                upsert.push(
+                    " ON CONFLICT (kind, owner, granularity, bucket) DO UPDATE SET \
+                     allowed = keygate_usage.allowed + excluded.allowed, \
+                     denied = keygate_usage.denied + excluded.denied",
+                );
+                upsert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(())
+        }
+
+        /// `of`'s buckets of `granularity` from `since` (inclusive) to `until`, oldest
+        /// first.
+        pub(super) async fn usage(
+            pool: &Pool<$db>,
+            of: &UsageOf,
+            granularity: Granularity,
+            since: SystemTime,
+            until: SystemTime,
+        ) -> Result<Vec<UsageBucket>, StoreError> {
+            let rows = sqlx::query_as(
+                "SELECT bucket, allowed, denied FROM keygate_usage \
+                 WHERE kind = $1 AND owner = $2 AND granularity = $3 \
+                 AND bucket >= $4 AND bucket < $5 ORDER BY bucket",
+            )
+            .bind(of.kind())
+            .bind(of.owner())
+            .bind(granularity.as_str())
+            .bind(Timestamp(granularity.start_of(since)))
+            .bind(Timestamp(until))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows)
         }
 
         /// `WHERE …` for `query`'s filters.
@@ -606,6 +694,23 @@ macro_rules! trail_queries {
                     .execute(pool)
                     .await?;
                 deleted += done.rows_affected();
+            }
+            // Minute buckets serve the last hours; hours and days last as long as events.
+            let minutes = now
+                .checked_sub(Duration::from_secs(MINUTE_BUCKETS_KEPT_SECS))
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let mut cutoffs = vec![("minute", minutes)];
+            if let Some(age) = retention.max_age {
+                let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+                cutoffs.push(("hour", cutoff));
+                cutoffs.push(("day", cutoff));
+            }
+            for (granularity, cutoff) in cutoffs {
+                sqlx::query("DELETE FROM keygate_usage WHERE granularity = $1 AND bucket < $2")
+                    .bind(granularity)
+                    .bind(Timestamp(cutoff))
+                    .execute(pool)
+                    .await?;
             }
             if let Some(rows) = retention.max_rows {
                 // Ids grow with time: keep the `rows` largest.

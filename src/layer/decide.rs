@@ -86,13 +86,30 @@ impl Shared {
             && tokio::runtime::Handle::try_current().is_ok()
         {
             return Box::pin(async move {
-                match tokio::time::timeout(limit, store.find(&id)).await {
+                #[cfg(feature = "metrics")]
+                let started = std::time::Instant::now();
+                let found = tokio::time::timeout(limit, store.find(&id)).await;
+                #[cfg(feature = "metrics")]
+                crate::audit::metrics::lookup(started.elapsed());
+                match found {
                     Ok(found) => found,
                     Err(_elapsed) => Err(StoreError::Timeout(limit)),
                 }
             });
         }
         Box::pin(async move { store.find(&id).await })
+    }
+
+    /// `find_ready`, timed in the metrics (feature `metrics`).
+    pub(crate) fn find_ready(&self, id: &KeyId) -> Option<Result<Option<StoredKey>, StoreError>> {
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let found = self.store.find_ready(id);
+        #[cfg(feature = "metrics")]
+        if found.is_some() {
+            crate::audit::metrics::lookup(started.elapsed());
+        }
+        found
     }
 
     /// Everything after the lookup: verify, confine to the space.
@@ -221,6 +238,8 @@ impl Shared {
 
     /// Audits a refusal after lookup, and renders it.
     fn deny<B>(&self, denial: Denial, key: &PendingKey, request: &Request<B>) -> Response<Bytes> {
+        self.context
+            .count(&Outcome::Denied(denial.rejection.reason()), Some(key.id));
         self.context.emit(|| {
             let mut event = AuditEvent::new(
                 key.now(self),
@@ -243,6 +262,7 @@ impl Shared {
         } else {
             Outcome::Allowed
         };
+        self.context.count(&outcome, Some(pending.id));
         self.context.emit_allowed(|| {
             let mut event =
                 AuditEvent::new(pending.now(self), outcome, request.method(), request.uri());

@@ -50,6 +50,7 @@ impl<S> ApiKeyService<S> {
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     {
         let context = &self.shared.context;
+        context.count(&outcome, None);
         context.emit(|| AuditEvent::new(context.now(), outcome, request.method(), request.uri()));
         request
             .extensions_mut()
@@ -121,7 +122,7 @@ where
 
         // A store that can answer from memory does so here: no allocation, no timer, and the
         // inner service is called before `call` returns.
-        let ready = catch_unwind(AssertUnwindSafe(|| shared.store.find_ready(&id)))
+        let ready = catch_unwind(AssertUnwindSafe(|| shared.find_ready(&id)))
             .unwrap_or_else(|_panic| Some(Err(StoreError::backend("the key store panicked"))));
         if let Some(found) = ready {
             let key = PendingKey::new(id, hash);

@@ -231,17 +231,20 @@ impl<S: KeyStore> CachedStore<S> {
         let shared = &self.shared;
         if let Some(entry) = shared.positive.get(id).await {
             if self.is_fresh(id, entry.loaded_at) {
+                hit(true);
                 return Ok(Some(entry.key));
             }
             shared.positive.invalidate(id).await;
         }
         if let Some(loaded_at) = shared.negative.get(id).await {
             if self.is_fresh(id, loaded_at) {
+                hit(true);
                 return Ok(None);
             }
             shared.negative.invalidate(id).await;
         }
 
+        hit(false);
         let loaded_at = shared.epoch.load(Ordering::SeqCst);
         let load = async {
             let started = std::time::Instant::now();
@@ -314,13 +317,26 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
             return None;
         }
         if let Some(entry) = now_or_never(shared.positive.get(id))? {
-            return self
-                .is_fresh(id, entry.loaded_at)
-                .then_some(Ok(Some(entry.key)));
+            let fresh = self.is_fresh(id, entry.loaded_at);
+            if fresh {
+                hit(true);
+            }
+            return fresh.then_some(Ok(Some(entry.key)));
         }
         let loaded_at = now_or_never(shared.negative.get(id))??;
-        self.is_fresh(id, loaded_at).then_some(Ok(None))
+        let fresh = self.is_fresh(id, loaded_at);
+        if fresh {
+            hit(true);
+        }
+        fresh.then_some(Ok(None))
     }
+}
+
+/// Counts a cache hit or miss in the metrics (feature `metrics`).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn hit(hit: bool) {
+    #[cfg(feature = "metrics")]
+    crate::audit::metrics::cache(hit);
 }
 
 /// Polls a future once: its output if it is ready without waiting, else `None` (and the
