@@ -34,14 +34,60 @@ pub(crate) struct PendingKey {
     /// Read from the clock the first time something needs it, then kept, so one decision
     /// sees one time.
     now: std::cell::OnceCell<SystemTime>,
+    /// The decision's span, `keygate.authenticate` (target `keygate::decision`, level
+    /// DEBUG), with OpenTelemetry's HTTP and enduser fields; disabled, it costs a check.
+    span: tracing::Span,
 }
 
 impl PendingKey {
     pub(crate) fn new(id: KeyId, hash: KeyHash) -> Self {
+        let span = tracing::debug_span!(
+            target: "keygate::decision",
+            "keygate.authenticate",
+            keygate.key_id = %id,
+            http.request.method = tracing::field::Empty,
+            url.path = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
+            enduser.scope = tracing::field::Empty,
+            keygate.space = tracing::field::Empty,
+            keygate.outcome = tracing::field::Empty,
+            keygate.reason = tracing::field::Empty,
+        );
         Self {
             id,
             hash,
             now: std::cell::OnceCell::new(),
+            span,
+        }
+    }
+
+    /// Writes the decision into the span: who, for what, and what was decided.
+    fn record<B>(&self, request: &Request<B>, identity: Option<&Identity>, outcome: &Outcome) {
+        let span = &self.span;
+        if span.is_disabled() {
+            return;
+        }
+        span.record("http.request.method", request.method().as_str());
+        span.record("url.path", request.uri().path());
+        if let Some(identity) = identity {
+            span.record("enduser.id", identity.user());
+            let scopes: Vec<&str> = identity.scopes().iter().collect();
+            span.record("enduser.scope", scopes.join(" ").as_str());
+            if let Some(space) = identity.space() {
+                span.record("keygate.space", space);
+            }
+        }
+        match outcome {
+            Outcome::Denied(reason) => {
+                span.record("keygate.outcome", "denied");
+                span.record("keygate.reason", reason.as_str());
+            }
+            Outcome::AllowedByPreviousSecret => {
+                span.record("keygate.outcome", "allowed_by_previous_secret");
+            }
+            _ => {
+                span.record("keygate.outcome", "allowed");
+            }
         }
     }
 
@@ -238,8 +284,9 @@ impl Shared {
 
     /// Audits a refusal after lookup, and renders it.
     fn deny<B>(&self, denial: Denial, key: &PendingKey, request: &Request<B>) -> Response<Bytes> {
-        self.context
-            .count(&Outcome::Denied(denial.rejection.reason()), Some(key.id));
+        let outcome = Outcome::Denied(denial.rejection.reason());
+        key.record(request, denial.identity.as_ref(), &outcome);
+        self.context.count(&outcome, Some(key.id));
         self.context.emit(|| {
             let mut event = AuditEvent::new(
                 key.now(self),
@@ -262,6 +309,7 @@ impl Shared {
         } else {
             Outcome::Allowed
         };
+        pending.record(request, Some(&verified.identity), &outcome);
         self.context.count(&outcome, Some(pending.id));
         self.context.emit_allowed(|| {
             let mut event =
