@@ -13,7 +13,10 @@
 //!    enough for every key and warm;
 //! 6. `keygate_memory_limited`: (4) with an in-process rate limit on every key
 //!    (`with_rate_limits`, `LocalLimiter`), set high enough that no request is refused:
-//!    the price of counting.
+//!    the price of counting;
+//! 7. `keygate_memory_audited`: (4) with every decision, allowed ones included, sent to a
+//!    `SqlAuditSink` on an in-memory SQLite database, written by a writer task on a
+//!    runtime of its own (with `sqlite` only).
 //!
 //! Every stored key is a real one. Each configuration runs with 1,000 and 1,000,000 keys
 //! stored, in two modes: `rotating`, where consecutive requests present every stored key
@@ -219,6 +222,21 @@ fn layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
     Keygate::read_only(store).layer()
 }
 
+/// keygate with every decision audited to SQLite.
+#[cfg(feature = "sqlite")]
+async fn audited_layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
+    let database = keygate::SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let sink =
+        keygate::SqlAuditSink::sqlite(database.pool().clone(), keygate::Retention::default())
+            .await
+            .expect("audit table");
+    Keygate::read_only(store)
+        .with_audit_sink(sink, keygate::DEFAULT_AUDIT_QUEUE)
+        .layer()
+}
+
 /// keygate with a rate limit on every key that no run of the bench can reach.
 fn limited_layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
     let limit = keygate::RateLimit::per_second(u32::MAX).expect("a valid limit");
@@ -290,6 +308,17 @@ fn main() {
                 handler_router().layer(limited_layer_of(memory_store(&keys))),
             ),
         ];
+        #[cfg(feature = "sqlite")]
+        let audit_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        #[cfg(feature = "sqlite")]
+        apps.push((
+            "7_keygate_memory_audited",
+            handler_router().layer(audit_runtime.block_on(audited_layer_of(memory_store(&keys)))),
+        ));
         #[cfg(all(feature = "cache", feature = "sqlite"))]
         apps.push((
             "5_keygate_cached_sqlite",
@@ -363,7 +392,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// The ratios to print: label, numerator, denominator, target.
-const RATIOS: [(&str, &str, &str, &str); 4] = [
+const RATIOS: [(&str, &str, &str, &str); 5] = [
     (
         "(4)/(3) keygate vs floor",
         "4_keygate_memory",
@@ -381,6 +410,12 @@ const RATIOS: [(&str, &str, &str, &str); 4] = [
         "6_keygate_memory_limited",
         "4_keygate_memory",
         "<= 1.05",
+    ),
+    (
+        "(7)/(4) SQL audit of every decision vs none",
+        "7_keygate_memory_audited",
+        "4_keygate_memory",
+        "<= 1.10",
     ),
     (
         "(4)/(2) keygate vs tower-http",

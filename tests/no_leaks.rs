@@ -6,14 +6,13 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use common::{FailingStore, send_to};
+use common::{Capture, FailingStore, send_to};
 use http::{HeaderValue, StatusCode};
 use keygate::{
     ApiKey, ApiKeyLayer, AuditEvent, AuditSink, Identity, KeyFormat, KeyGenerator, KeyRecord,
@@ -35,19 +34,6 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
         tracing::subscriber::set_global_default(subscriber).unwrap();
         buffer
     })
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn captured() -> String {

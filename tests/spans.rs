@@ -3,45 +3,24 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::get;
-use common::send_to;
+use common::{Capture, send_to};
 use http::StatusCode;
 use keygate::{KeyGenerator, KeySource, Keygate, MemoryStore, NewKey, Scopes};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[test]
 fn each_decision_is_one_span_with_enduser_and_http_fields_and_no_key() {
-    let captured = Captured::default();
+    let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter("keygate::decision=debug")
         .with_span_events(FmtSpan::CLOSE)
         .with_ansi(false)
-        .with_writer(captured.clone())
+        .with_writer(move || Capture(writer.clone()))
         .finish();
     let (secret, forged) = tracing::subscriber::with_default(subscriber, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -73,7 +52,7 @@ fn each_decision_is_one_span_with_enduser_and_http_fields_and_no_key() {
             (key, forged)
         })
     });
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let output = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
     let spans: Vec<&str> = output
         .lines()
         .filter(|line| line.contains("keygate.authenticate"))

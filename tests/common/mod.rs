@@ -180,3 +180,17 @@ impl KeyStore for PanickingStore {
         panic!("store bug")
     }
 }
+
+/// A log writer into a shared buffer: `.with_writer(move || Capture(buffer.clone()))`.
+pub struct Capture(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
