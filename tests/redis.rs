@@ -197,8 +197,9 @@ async fn when_redis_is_silent_the_default_falls_back_to_local_limits() {
     );
 }
 
-#[tokio::test]
-async fn when_redis_is_silent_refuse_answers_503() {
+/// An instance whose limiter (5 per second) refuses when its silent Redis is late, and a
+/// key of it.
+async fn refusing_on_a_silent_redis() -> (Router, keygate::CreatedKey) {
     let limits = RateLimits::new().per_key(RateLimit::per_second(5).unwrap());
     let limiter = RedisLimiter::connect(&silent_server().await, limits)
         .unwrap()
@@ -210,6 +211,12 @@ async fn when_redis_is_silent_refuse_answers_503() {
         .create(NewKey::new("alice", "k"))
         .await
         .unwrap();
+    (app, created)
+}
+
+#[tokio::test]
+async fn when_redis_is_silent_refuse_answers_503() {
+    let (app, created) = refusing_on_a_silent_redis().await;
     let reply = send(
         app.clone(),
         &[("x-api-key", created.key.expose_secret().as_bytes())],
@@ -221,18 +228,8 @@ async fn when_redis_is_silent_refuse_answers_503() {
 
 #[tokio::test]
 async fn an_invalid_key_never_reaches_redis() {
-    let limits = RateLimits::new().per_key(RateLimit::per_second(5).unwrap());
     // Refusing on error: a lookup of Redis would turn the 401 into a 503.
-    let limiter = RedisLimiter::connect(&silent_server().await, limits)
-        .unwrap()
-        .with_timeout(Duration::from_millis(50))
-        .on_error(OnRedisError::Refuse);
-    let store = MemoryStore::new();
-    let app = instance(&store, limiter);
-    let created = manager(&store)
-        .create(NewKey::new("alice", "k"))
-        .await
-        .unwrap();
+    let (app, created) = refusing_on_a_silent_redis().await;
     let forged = KeyGenerator::default()
         .generate_for(created.key.id())
         .unwrap();
