@@ -224,7 +224,9 @@ fn layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
 
 /// keygate with every decision audited to SQLite.
 #[cfg(feature = "sqlite")]
-async fn audited_layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLayer {
+async fn audited_layer_of<S: keygate::KeyStore>(
+    store: S,
+) -> (keygate::ApiKeyLayer, keygate::SqlAuditSink) {
     let database = keygate::SqliteStore::connect("sqlite::memory:")
         .await
         .expect("sqlite");
@@ -232,9 +234,10 @@ async fn audited_layer_of<S: keygate::KeyStore>(store: S) -> keygate::ApiKeyLaye
         keygate::SqlAuditSink::sqlite(database.pool().clone(), keygate::Retention::default())
             .await
             .expect("audit table");
-    Keygate::read_only(store)
-        .with_audit_sink(sink, keygate::DEFAULT_AUDIT_QUEUE)
-        .layer()
+    let layer = Keygate::read_only(store)
+        .with_audit_sink(sink.clone(), keygate::DEFAULT_AUDIT_QUEUE)
+        .layer();
+    (layer, sink)
 }
 
 /// keygate with a rate limit on every key that no run of the bench can reach.
@@ -315,9 +318,11 @@ fn main() {
             .build()
             .expect("runtime");
         #[cfg(feature = "sqlite")]
+        let (audit_layer, sink) = audit_runtime.block_on(audited_layer_of(memory_store(&keys)));
+        #[cfg(feature = "sqlite")]
         apps.push((
             "7_keygate_memory_audited",
-            handler_router().layer(audit_runtime.block_on(audited_layer_of(memory_store(&keys)))),
+            handler_router().layer(audit_layer.clone()),
         ));
         #[cfg(all(feature = "cache", feature = "sqlite"))]
         apps.push((
@@ -344,6 +349,15 @@ fn main() {
             }
             let rounds = interleaved(&runtime, &apps, &keys, mode);
             print(size, mode, &rounds);
+            #[cfg(feature = "sqlite")]
+            {
+                audit_runtime.block_on(sink.flush());
+                println!(
+                    "  (7) audit: {:?}; the layer's queue dropped {}",
+                    sink.stats(),
+                    audit_layer.stats().audit.dropped
+                );
+            }
             results.push((size, mode, rounds));
         }
     }
