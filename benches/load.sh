@@ -5,16 +5,26 @@
 # load, after a warm-up, every 10 s, and at the end. It fails on any 5xx or socket error.
 #
 #   benches/load.sh [seconds (60)] [connections (64)] [threads (2)]
+#
+# With KEYGATE_LOAD_SQLITE=1 the quickstart keeps keys and its audit trail in a SQLite file
+# (a temporary directory), and the run ends with the trail's written and dropped counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}; connections=${2:-64}; threads=${3:-2}
 port=${KEYGATE_LOAD_PORT:-3901}
 base=http://127.0.0.1:$port
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --example quickstart -q
+database=
+if [ "${KEYGATE_LOAD_SQLITE:-0}" = 1 ]; then
+  cargo build --release --example quickstart --features sqlite -q
+  dir=$(mktemp -d)
+  database="sqlite://$dir/keys.db"
+else
+  cargo build --release --example quickstart -q
+fi
 
 log=$(mktemp)
-KEYGATE_ADDR=127.0.0.1:$port RUST_LOG=${RUST_LOG:-keygate=debug} \
+DATABASE_URL=$database KEYGATE_ADDR=127.0.0.1:$port RUST_LOG=${RUST_LOG:-keygate=debug} \
   target/release/examples/quickstart > "$log" 2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
@@ -39,7 +49,7 @@ done
 rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$server/status"; }
 echo "RSS before load: $(rss)"
 export LOAD_VALID=$valid LOAD_SPACE=$space LOAD_REVOKED=$revoked LOAD_REPLACED=$replaced
-wrk -t"$threads" -c"$connections" -d5s -s benches/load.lua "$base" >/dev/null
+warm=$(wrk -t"$threads" -c"$connections" -d5s -s benches/load.lua "$base")
 warm_rss=$(rss)
 echo "RSS after a 5 s warm-up: $warm_rss"
 
@@ -58,3 +68,9 @@ echo "5xx: $fivexx, socket errors: $errors"
 [ "$fivexx" -eq 0 ] && [ "$errors" -eq 0 ] || exit 1
 # Flat memory: the end may not exceed twice the warmed-up size.
 [ "${end_rss% kB}" -le $((2 * ${warm_rss% kB})) ] || { echo "RSS grew" >&2; exit 1; }
+if [ -n "$database" ]; then
+  sleep 2 # the trail's writer drains its queue
+  requests=$(awk '/requests in/ {n += $1} END {print n + 0}' <<<"$warm$out")
+  written=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM keygate_audit").fetchone()[0])' "${database#sqlite://}")
+  echo "audit trail: $written events written of $requests requests under load ($((requests - written)) dropped and counted)"
+fi

@@ -671,3 +671,85 @@ async fn a_null_edit_field_is_refused_not_skipped() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     }
 }
+
+#[tokio::test]
+async fn usage_without_a_sql_trail_says_how_to_get_one() {
+    let demo = demo().await;
+    let path = format!("/keys/{}/usage", demo.admin_id);
+    let (status, body) = demo.call(Method::GET, &path, &demo.admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("DATABASE_URL"),
+        "{body}"
+    );
+}
+
+/// The quickstart on SQLite with its audit trail: a key's usage and recent denials.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_usage_and_recent_denials_come_from_the_sql_trail() {
+    let store = keygate::SqliteStore::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let trail = keygate::SqlAuditSink::sqlite(store.pool().clone(), keygate::Retention::days(30))
+        .await
+        .unwrap();
+    let keygate = Keygate::new(store)
+        .with_format(KeyFormat::with_prefix("kg_live").unwrap())
+        .with_audit_sink(trail.clone(), 1_024);
+    let admin = keygate
+        .manager()
+        .create(NewKey::new("admin", "admin").with_scopes(Scopes::new([app::KEYS_WRITE]).unwrap()))
+        .await
+        .unwrap();
+    let (app, _keygate) =
+        app::router_with_trail(&keygate, Some(app::as_trail(trail.clone()))).unwrap();
+    let key = admin.key.expose_secret().to_owned();
+    let forged = keygate::KeyGenerator::new(KeyFormat::with_prefix("kg_live").unwrap())
+        .generate_for(admin.key.id())
+        .unwrap();
+    let get = |key: String, path: String| {
+        let app = app.clone();
+        async move {
+            let request = Request::get(path)
+                .header("x-api-key", key)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    assert_eq!(get(key.clone(), "/me".into()).await.0, StatusCode::OK);
+    assert_eq!(
+        get(forged.expose_secret().to_owned(), "/me".into()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let path = format!("/keys/{}/usage", admin.record.id().as_str());
+    let mut usage = Value::Null;
+    for _ in 0..500 {
+        trail.flush().await;
+        let (status, body) = get(key.clone(), path.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["recent_denials"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+        {
+            usage = body;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        usage["recent_denials"][0]["reason"], "wrong_secret",
+        "{usage}"
+    );
+    assert_eq!(usage["denials_by_reason"][0]["count"], 1);
+    let today = &usage["days"][0];
+    assert!(today["allowed"].as_i64().unwrap() >= 1, "{usage}");
+    assert_eq!(today["denied"], 1);
+}

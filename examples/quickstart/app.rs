@@ -1,10 +1,11 @@
 //! The quickstart's routes, kept apart from `main` so the integration tests drive the very
 //! same app (`tests/quickstart.rs` includes this file).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRef, FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +23,94 @@ use serde_json::{Value, json};
 /// The scope that `/keys` requires.
 pub const KEYS_WRITE: &str = "keys:write";
 
+/// Where the app reads a key's usage over time and its recent denials: the SQL audit
+/// trail, when keys live in a database.
+pub trait Trail: Send + Sync + 'static {
+    /// A key's last 30 days, its recent denials and their reasons, as JSON.
+    fn usage(&self, id: KeyId, now: SystemTime) -> BoxFuture<'_, Result<Value, String>>;
+}
+
+/// A boxed future borrowing its trail.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Trail for keygate::SqlAuditSink {
+    fn usage(&self, id: KeyId, now: SystemTime) -> BoxFuture<'_, Result<Value, String>> {
+        use keygate::{AuditQuery, Granularity, UsageOf};
+        Box::pin(async move {
+            let month = now - Duration::from_secs(30 * 86_400);
+            let days = self
+                .usage(&UsageOf::Key(id), Granularity::Day, month, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let denials = AuditQuery::new().key(id).since(month).denied_only();
+            let recent = self
+                .events(&denials.clone().limit(20))
+                .await
+                .map_err(|e| e.to_string())?;
+            let reasons = self
+                .denials_by_reason(&denials)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({
+                "days": days.iter().map(|d| json!({
+                    "day": unix(Some(d.bucket.0)),
+                    "allowed": d.allowed,
+                    "denied": d.denied,
+                })).collect::<Vec<_>>(),
+                "recent_denials": recent.iter().map(|e| json!({
+                    "at": unix(Some(e.at.0)),
+                    "reason": e.reason,
+                    "method": e.method,
+                    "path": e.path,
+                })).collect::<Vec<_>>(),
+                "denials_by_reason": reasons.iter().map(|r| json!({
+                    "reason": r.reason,
+                    "count": r.count,
+                })).collect::<Vec<_>>(),
+            }))
+        })
+    }
+}
+
+/// The SQL trail as the app reads it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(dead_code)] // `main` and the SQLite test use it; the other tests do not
+pub fn as_trail(trail: keygate::SqlAuditSink) -> Arc<dyn Trail> {
+    Arc::new(trail)
+}
+
+/// Without a SQL store there is no trail to read.
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+#[allow(dead_code)] // `main` uses it; the tests do not
+pub fn as_trail(never: std::convert::Infallible) -> Arc<dyn Trail> {
+    match never {}
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+struct AppState {
+    manager: KeyManager,
+    trail: Option<Arc<dyn Trail>>,
+}
+
+impl FromRef<AppState> for KeyManager {
+    fn from_ref(state: &AppState) -> Self {
+        state.manager.clone()
+    }
+}
+
 /// The app, and the configuration behind it (keep it to flush usage at shutdown).
+#[allow(dead_code)] // the tests drive it; `main` adds the trail
 pub fn router<S: KeyStoreWrite>(keygate: &Keygate<S>) -> Result<(Router, Keygate<S>), ConfigError> {
+    router_with_trail(keygate, None)
+}
+
+/// [`router`], with `GET /keys/{id}/usage` answered from `trail`.
+pub fn router_with_trail<S: KeyStoreWrite>(
+    keygate: &Keygate<S>,
+    trail: Option<Arc<dyn Trail>>,
+) -> Result<(Router, Keygate<S>), ConfigError> {
     let keygate = keygate
         .clone()
         .with_sources([KeySource::bearer(), KeySource::header("x-api-key")?])?
@@ -32,6 +119,7 @@ pub fn router<S: KeyStoreWrite>(keygate: &Keygate<S>) -> Result<(Router, Keygate
         .route("/keys", post(create_key).get(list_keys))
         .route("/keys/{id}/regenerate", post(regenerate_key))
         .route("/keys/{id}", delete(revoke_key).patch(edit_key))
+        .route("/keys/{id}/usage", get(key_usage))
         .route_layer(keygate.require_scope(KEYS_WRITE)?);
     let app = Router::new()
         .merge(keys)
@@ -39,8 +127,35 @@ pub fn router<S: KeyStoreWrite>(keygate: &Keygate<S>) -> Result<(Router, Keygate
         .route("/spaces/{space}/items", get(space_items))
         .layer(keygate.layer())
         .route("/health", get(health))
-        .with_state(keygate.manager());
+        .with_state(AppState {
+            manager: keygate.manager(),
+            trail,
+        });
     Ok((app, keygate))
+}
+
+/// A key's last 30 days by day, its 20 latest denials and its denials by reason, for a
+/// key that may see it.
+async fn key_usage(
+    State(state): State<AppState>,
+    caller: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    state.manager.get_as(&Actor::key(&caller), &id).await?;
+    let Some(trail) = &state.trail else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "usage is kept in the SQL audit trail: run with DATABASE_URL=sqlite://keys.db \
+             --features sqlite (or postgres://…)"
+                .to_owned(),
+        ));
+    };
+    let usage = trail
+        .usage(id, state.manager.now())
+        .await
+        .map_err(|error| ApiError(StatusCode::SERVICE_UNAVAILABLE, error))?;
+    Ok(Json(usage))
 }
 
 async fn health() -> Json<Value> {

@@ -40,8 +40,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let database = std::env::var("DATABASE_URL")
         .ok()
         .filter(|url| !url.is_empty());
-    let (store, _keep) = open_store(database.as_deref()).await?;
-    let keygate = Keygate::new(store).with_format(KeyFormat::with_prefix("kg_live")?);
+    let Opened {
+        store,
+        keep: _keep,
+        trail,
+    } = open_store(database.as_deref()).await?;
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused_mut))]
+    let mut keygate = Keygate::new(store).with_format(KeyFormat::with_prefix("kg_live")?);
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    if let Some(trail) = &trail {
+        // Every decision goes to stderr, as without a database, and to the SQL trail.
+        keygate = keygate.with_audit_sink((keygate::TracingSink, trail.clone()), 8_192);
+    }
 
     // The admin key: user-wide and allowed to manage keys. Its plaintext is printed once
     // and never kept; the store holds only its hash.
@@ -52,7 +62,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .await?;
 
-    let (router, keygate) = app::router(&keygate)?;
+    let (router, keygate) = app::router_with_trail(&keygate, trail.map(app::as_trail))?;
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
@@ -98,16 +108,41 @@ async fn main() -> Result<(), Box<dyn Error>> {
 /// What must stay alive while the store serves (the PostgreSQL invalidation listener).
 type Keep = Option<Box<dyn std::any::Any + Send>>;
 
-/// The store `DATABASE_URL` names, behind a cache when it is a database.
-async fn open_store(url: Option<&str>) -> Result<(Arc<dyn KeyStoreWrite>, Keep), Box<dyn Error>> {
+/// The SQL audit trail, with a database; nothing without one.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+type Trail = keygate::SqlAuditSink;
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+type Trail = std::convert::Infallible;
+
+/// The store, what keeps it serving, and the audit trail beside it.
+struct Opened {
+    store: Arc<dyn KeyStoreWrite>,
+    keep: Keep,
+    trail: Option<Trail>,
+}
+
+/// The store `DATABASE_URL` names, behind a cache when it is a database, with an audit
+/// trail (30 days) in the same database.
+async fn open_store(url: Option<&str>) -> Result<Opened, Box<dyn Error>> {
     let Some(url) = url else {
-        return Ok((Arc::new(MemoryStore::new()), None));
+        return Ok(Opened {
+            store: Arc::new(MemoryStore::new()),
+            keep: None,
+            trail: None,
+        });
     };
     if url.starts_with("sqlite:") {
         #[cfg(feature = "sqlite")]
         {
             let store = keygate::SqliteStore::connect(url).await?;
-            return Ok((Arc::new(keygate::CachedStore::new(store)), None));
+            let trail =
+                keygate::SqlAuditSink::sqlite(store.pool().clone(), keygate::Retention::days(30))
+                    .await?;
+            return Ok(Opened {
+                store: Arc::new(keygate::CachedStore::new(store)),
+                keep: None,
+                trail: Some(trail),
+            });
         }
         #[cfg(not(feature = "sqlite"))]
         return Err("DATABASE_URL names SQLite: run with `--features sqlite`".into());
@@ -116,9 +151,16 @@ async fn open_store(url: Option<&str>) -> Result<(Arc<dyn KeyStoreWrite>, Keep),
         #[cfg(feature = "postgres")]
         {
             let store = keygate::PgStore::connect(url).await?;
+            let trail =
+                keygate::SqlAuditSink::postgres(store.pool().clone(), keygate::Retention::days(30))
+                    .await?;
             let cached = keygate::CachedStore::new(store.clone());
             let listener = store.spawn_invalidation_listener(&cached);
-            return Ok((Arc::new(cached), Some(Box::new(listener))));
+            return Ok(Opened {
+                store: Arc::new(cached),
+                keep: Some(Box::new(listener)),
+                trail: Some(trail),
+            });
         }
         #[cfg(not(feature = "postgres"))]
         return Err("DATABASE_URL names PostgreSQL: run with `--features postgres`".into());

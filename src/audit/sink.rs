@@ -21,6 +21,14 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
     }
 }
 
+/// Both sinks, in turn: `(TracingSink, sql_trail)` logs every decision and keeps it.
+impl<A: AuditSink, B: AuditSink> AuditSink for (A, B) {
+    fn record(&self, event: &AuditEvent) {
+        self.0.record(event);
+        self.1.record(event);
+    }
+}
+
 /// The default sink: one `tracing` event per decision, with target `keygate::audit`.
 ///
 /// Denials are logged at `INFO`, allowed requests at `DEBUG`, so a production filter at
