@@ -138,8 +138,11 @@ async fn open_store(url: Option<&str>) -> Result<Opened, Box<dyn Error>> {
             let trail =
                 keygate::SqlAuditSink::sqlite(store.pool().clone(), keygate::Retention::days(30))
                     .await?;
+            // Behind a cache when the `cache` feature is on; SQLite is fast enough alone.
+            #[cfg(feature = "cache")]
+            let store = keygate::CachedStore::new(store);
             return Ok(Opened {
-                store: Arc::new(keygate::CachedStore::new(store)),
+                store: Arc::new(store),
                 keep: None,
                 trail: Some(trail),
             });

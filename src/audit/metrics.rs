@@ -6,7 +6,8 @@
 //! | `keygate_decisions_total` | counter | `outcome` (`allowed`, `denied`, …), `reason` (`none`, `wrong_secret`, `rate_limited`, …) |
 //! | `keygate_store_lookup_seconds` | histogram | — |
 //! | `keygate_cache_total` | counter | `result` (`hit`, `miss`) |
-//! | `keygate_audit_dropped_total` | counter | — |
+//! | `keygate_audit_dropped_total` | counter | — (the layer's queue, and [`SqlAuditSink`](crate::SqlAuditSink)'s) |
+//! | `keygate_usage_dropped_total` | counter | — |
 //! | `keygate_key_requests_total` | counter | `key_id`, only with [`Keygate::with_per_key_metrics`](crate::Keygate::with_per_key_metrics) |
 //!
 //! Every label takes a bounded set of values: outcomes and reasons are fixed names, and key
@@ -46,9 +47,14 @@ pub(crate) fn cache(hit: bool) {
     metrics::counter!("keygate_cache_total", "result" => result).increment(1);
 }
 
-/// Counts an audit event dropped because the queue was full.
+/// Counts an audit event dropped because a queue (the layer's, or a sink's) was full.
 pub(crate) fn audit_dropped() {
     metrics::counter!("keygate_audit_dropped_total").increment(1);
+}
+
+/// Counts a use not tracked because too many keys were pending.
+pub(crate) fn usage_dropped() {
+    metrics::counter!("keygate_usage_dropped_total").increment(1);
 }
 
 /// Per-key request counts for at most `cap` keys; later keys count as `other`.

@@ -469,6 +469,8 @@ impl AuditSink for SqlAuditSink {
             .is_err()
         {
             self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::audit::metrics::audit_dropped();
         }
     }
 }
@@ -579,7 +581,9 @@ macro_rules! trail_queries {
                     .push_bind(row.method.as_str())
                     .push_bind(row.path.as_str());
             });
-            insert.build().execute(&mut *tx).await?;
+            // Each batch size is its own statement: kept out of sqlx's per-connection
+            // statement cache, where a hundred of them per connection would pin memory.
+            insert.build().persistent(false).execute(&mut *tx).await?;
             // Rollups go in chunks: each row binds six values, and SQLite allows 32,766.
             for chunk in rollups.chunks(1_000) {
                 let mut upsert = QueryBuilder::<$db>::new(
@@ -599,7 +603,7 @@ macro_rules! trail_queries {
                      allowed = keygate_usage.allowed + excluded.allowed, \
                      denied = keygate_usage.denied + excluded.denied",
                 );
-                upsert.build().execute(&mut *tx).await?;
+                upsert.build().persistent(false).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

@@ -65,6 +65,8 @@ impl UsageTracker {
             }
             Entry::Vacant(_) if len >= self.max_keys => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                crate::audit::metrics::usage_dropped();
             }
             Entry::Vacant(entry) => {
                 entry.insert(Pending {
