@@ -325,3 +325,18 @@ async fn rollups_agree_with_the_raw_events_over_a_generated_day() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_key_ids_get_no_rollups_of_their_own() {
+    let trail = trail(Retention::default()).await;
+    for _ in 0..50 {
+        let forged = KeyGenerator::default().generate().unwrap();
+        trail.get("/me", forged.expose_secret()).await;
+    }
+    trail.settle(50).await;
+    let rollups: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keygate_usage")
+        .fetch_one(trail.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rollups, 0, "unknown key ids grew the rollups");
+}

@@ -108,6 +108,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
 /// What must stay alive while the store serves (the PostgreSQL invalidation listener).
 type Keep = Option<Box<dyn std::any::Any + Send>>;
 
+/// How long the quickstart keeps its audit trail: 30 days, and at most a million rows, so
+/// that a flood of forged keys cannot fill the disk.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const RETENTION: keygate::Retention = keygate::Retention {
+    max_age: Some(std::time::Duration::from_secs(30 * 86_400)),
+    max_rows: Some(1_000_000),
+};
+
 /// The SQL audit trail, with a database; nothing without one.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 type Trail = keygate::SqlAuditSink;
@@ -135,9 +143,7 @@ async fn open_store(url: Option<&str>) -> Result<Opened, Box<dyn Error>> {
         #[cfg(feature = "sqlite")]
         {
             let store = keygate::SqliteStore::connect(url).await?;
-            let trail =
-                keygate::SqlAuditSink::sqlite(store.pool().clone(), keygate::Retention::days(30))
-                    .await?;
+            let trail = keygate::SqlAuditSink::sqlite(store.pool().clone(), RETENTION).await?;
             // Behind a cache when the `cache` feature is on; SQLite is fast enough alone.
             #[cfg(feature = "cache")]
             let store = keygate::CachedStore::new(store);
@@ -154,9 +160,7 @@ async fn open_store(url: Option<&str>) -> Result<Opened, Box<dyn Error>> {
         #[cfg(feature = "postgres")]
         {
             let store = keygate::PgStore::connect(url).await?;
-            let trail =
-                keygate::SqlAuditSink::postgres(store.pool().clone(), keygate::Retention::days(30))
-                    .await?;
+            let trail = keygate::SqlAuditSink::postgres(store.pool().clone(), RETENTION).await?;
             let cached = keygate::CachedStore::new(store.clone());
             let listener = store.spawn_invalidation_listener(&cached);
             return Ok(Opened {

@@ -555,10 +555,14 @@ macro_rules! trail_queries {
         pub(super) async fn insert(pool: &Pool<$db>, rows: &[Row]) -> Result<(), StoreError> {
             let mut tally = Tally::default();
             for row in rows {
+                // A key id no store knows (a guess, a forgery) gets no rollup of its own:
+                // anyone can mint such ids, and their rows would grow without bound. The
+                // raw trail keeps them, within retention, to show what is being guessed.
+                let known = row.user_id.is_some();
                 tally.add(
                     row.at,
                     row.outcome != "denied",
-                    row.key_id.as_deref(),
+                    row.key_id.as_deref().filter(|_| known),
                     row.user_id.as_deref(),
                     row.space_id.as_deref(),
                 );
