@@ -98,8 +98,8 @@ mod text;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use audit::{
-    AUDIT_BATCH, AuditQuery, DEFAULT_AUDIT_QUEUE, Granularity, ReasonCount, Retention,
-    SqlAuditSink, SqlAuditStats, StoredEvent, UsageBucket, UsageOf,
+    AUDIT_BATCH, AuditQuery, DEFAULT_AUDIT_QUEUE, DENIAL_SAMPLE, Granularity, ReasonCount,
+    Retention, SqlAuditSink, SqlAuditStats, StoredEvent, UsageBucket, UsageOf,
 };
 pub use audit::{AuditEvent, AuditSink, AuditStats, NoAudit, Outcome, Reason, TracingSink};
 pub use clock::{Clock, ManualClock, SystemClock};

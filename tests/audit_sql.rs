@@ -340,3 +340,37 @@ async fn forged_key_ids_get_no_rollups_of_their_own() {
         .unwrap();
     assert_eq!(rollups, 0, "unknown key ids grew the rollups");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_by_reason_reads_a_bounded_sample_however_many_denials_pile_up() {
+    let trail = trail(Retention::default()).await;
+    let mut tx = trail.store.pool().begin().await.unwrap();
+    // More denials of one key than the sample: the oldest as `revoked`, then the rest.
+    let extra = 25;
+    for n in 0..(keygate::DENIAL_SAMPLE + extra) {
+        let reason = if n < extra { "revoked" } else { "wrong_secret" };
+        sqlx::query(
+            "INSERT INTO keygate_audit (at, outcome, reason, key_id, method, path) \
+             VALUES (0, 'denied', $1, 'AAAAAAAAAAAAAAAA', 'GET', '/me')",
+        )
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let id = keygate::KeyId::parse("AAAAAAAAAAAAAAAA").unwrap();
+    let counts = trail
+        .sink
+        .denials_by_reason(&AuditQuery::new().key(id))
+        .await
+        .unwrap();
+    let total: i64 = counts.iter().map(|c| c.count).sum();
+    assert_eq!(total, keygate::DENIAL_SAMPLE);
+    assert_eq!(
+        counts.len(),
+        1,
+        "the oldest denials fall outside the sample: {counts:?}"
+    );
+    assert_eq!(counts[0].reason, "wrong_secret");
+}

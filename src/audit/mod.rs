@@ -20,6 +20,6 @@ pub use rollup::{Granularity, UsageBucket, UsageOf};
 pub use sink::{AuditSink, NoAudit, TracingSink};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{
-    AuditQuery, BATCH as AUDIT_BATCH, DEFAULT_AUDIT_QUEUE, ReasonCount, Retention, SqlAuditSink,
-    SqlAuditStats, StoredEvent,
+    AuditQuery, BATCH as AUDIT_BATCH, DEFAULT_AUDIT_QUEUE, DENIAL_SAMPLE, ReasonCount, Retention,
+    SqlAuditSink, SqlAuditStats, StoredEvent,
 };

@@ -37,6 +37,9 @@ pub const DEFAULT_AUDIT_QUEUE: usize = 8_192;
 /// How long minute buckets of usage are kept: two days.
 const MINUTE_BUCKETS_KEPT_SECS: u64 = 2 * 86_400;
 
+/// How many of the latest matching denials [`SqlAuditSink::denials_by_reason`] counts.
+pub const DENIAL_SAMPLE: i64 = 10_000;
+
 /// How often retention runs at most.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -253,11 +256,29 @@ impl Row {
             key_id: event.key_id.map(|id| id.as_str().to_owned()),
             user_id: event.user().map(str::to_owned),
             space_id: event.space().map(str::to_owned),
-            target_space: event.target_space.clone(),
+            // Read from a decoded path segment or a header: control characters are
+            // escaped, so that a tool printing the column prints text.
+            target_space: event.target_space.as_deref().map(escape_controls),
             method: event.method.as_str().to_owned(),
             path: event.path().to_owned(),
         }
     }
+}
+
+/// `text` with its control characters written as `\u{..}` escapes.
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The database the trail lives in.
@@ -398,8 +419,9 @@ impl SqlAuditSink {
         }
     }
 
-    /// Denials matching `query` (its page and limit aside), counted by reason, most
-    /// first: many `wrong_secret` for one key id is a key under attack.
+    /// The latest [`DENIAL_SAMPLE`] denials matching `query` (its page and limit aside),
+    /// counted by reason, most first: many `wrong_secret` for one key id is a key under
+    /// attack. The sample bounds the read, however many denials anyone piles up.
     ///
     /// # Errors
     ///
@@ -543,7 +565,7 @@ macro_rules! trail_queries {
 
         use sqlx::{Pool, QueryBuilder};
 
-        use super::MINUTE_BUCKETS_KEPT_SECS;
+        use super::{DENIAL_SAMPLE, MINUTE_BUCKETS_KEPT_SECS};
 
         use super::{AuditQuery, ReasonCount, Retention, Row, StoredEvent};
         use crate::audit::rollup::{Granularity, Tally, UsageBucket, UsageOf};
@@ -681,10 +703,15 @@ macro_rules! trail_queries {
             pool: &Pool<$db>,
             query: &AuditQuery,
         ) -> Result<Vec<ReasonCount>, StoreError> {
-            let mut sql =
-                QueryBuilder::<$db>::new("SELECT reason, COUNT(*) AS count FROM keygate_audit");
+            // Over the latest denials only: anyone who knows a key id can pile up denials
+            // of it, and this read must stay cheap whatever they pile up.
+            let mut sql = QueryBuilder::<$db>::new(
+                "SELECT reason, COUNT(*) AS count FROM (SELECT reason FROM keygate_audit",
+            );
             filter(&mut sql, query, true);
-            sql.push(" GROUP BY reason ORDER BY count DESC, reason");
+            sql.push(" ORDER BY id DESC LIMIT ")
+                .push_bind(DENIAL_SAMPLE)
+                .push(") latest GROUP BY reason ORDER BY count DESC, reason");
             Ok(sql.build_query_as().fetch_all(pool).await?)
         }
 
@@ -744,4 +771,15 @@ mod sqlite {
 #[cfg(feature = "postgres")]
 mod postgres {
     trail_queries!(sqlx::Postgres);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_text_is_kept() {
+        assert_eq!(escape_controls("space-1"), "space-1");
+        assert_eq!(escape_controls("a\n\u{1b}\0é"), "a\\u{a}\\u{1b}\\u{0}é");
+    }
 }

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS keygate_audit (
     path         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS keygate_audit_key ON keygate_audit (key_id, id);
+CREATE INDEX IF NOT EXISTS keygate_audit_key_outcome ON keygate_audit (key_id, outcome, id);
 CREATE INDEX IF NOT EXISTS keygate_audit_user ON keygate_audit (user_id, id);
 CREATE INDEX IF NOT EXISTS keygate_audit_space ON keygate_audit (space_id, id);
 CREATE INDEX IF NOT EXISTS keygate_audit_at ON keygate_audit (at);
