@@ -445,7 +445,10 @@ async fn audit_events_reach_postgres_with_their_precise_reasons_and_age_out() {
     assert_eq!(seen, [("denied", Some("wrong_secret")), ("allowed", None)]);
     let reasons = sink.denials_by_reason(&query).await.unwrap();
     assert_eq!(reasons.len(), 1);
-    assert_eq!((reasons[0].reason.as_str(), reasons[0].count), ("wrong_secret", 1));
+    assert_eq!(
+        (reasons[0].reason.as_str(), reasons[0].count),
+        ("wrong_secret", 1)
+    );
     clock.advance(Duration::from_secs(2 * 86_400));
     assert_eq!(sink.enforce_retention().await.unwrap(), 2);
     assert!(sink.events(&query).await.unwrap().is_empty());
