@@ -119,6 +119,14 @@ pub use limit::{Quota, RateLimit, Refill};
 pub use manage::{
     Actor, CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE, ManageError, NewKey,
 };
+#[cfg(feature = "router")]
+#[cfg_attr(docsrs, doc(cfg(feature = "router")))]
+pub use manage::{ActorResolver, FromFn, KeyWithScope, Problem, manage_from_fn};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use manage::{
+    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyRecordJson, RegenerateRequest,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use policy::{DEFAULT_REDIS_TIMEOUT, OnRedisError, RedisLimiter};

@@ -1,0 +1,288 @@
+//! The management API as a nestable axum [`Router`] (feature `router`): every route acts
+//! through the `*_as` methods of [`KeyManager`] on behalf of the actor an
+//! [`ActorResolver`] names, so it has exactly their rules and no power of its own.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /` `?limit=&after=<id>` | the actor's keys, oldest first, a page at a time |
+//! | `POST /` | create: 201 with the plaintext once (`Cache-Control: no-store`) |
+//! | `GET /{id}` | one key's record |
+//! | `PATCH /{id}` | rename, narrow scopes, set or clear the expiry, pause or resume |
+//! | `POST /{id}/regenerate` | a new secret, 201 with it once; `{"grace"?}` |
+//! | `DELETE /{id}` | revoke: 204 |
+//! | `POST /users/{user}/revoke` | revoke every key of a user (app admins only): `{"revoked"}` |
+//!
+//! Errors are `application/problem+json` ([`Problem`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::key::id::KeyId;
+use crate::manage::actor::Actor;
+use crate::manage::json::{
+    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyRecordJson, RegenerateRequest,
+};
+use crate::manage::manager::{CreatedKey, KeyManager};
+use crate::manage::new_key::NewKey;
+use crate::manage::problem::Problem;
+use crate::manage::resolver::ActorResolver;
+use crate::scopes::Scopes;
+use crate::store::edit::KeyEdit;
+
+/// What the routes share.
+struct Shared {
+    manager: KeyManager,
+    resolver: Box<dyn ActorResolver>,
+}
+
+type AppState = Arc<Shared>;
+
+impl KeyManager {
+    /// The management API over this manager, for the actors `resolver` names. Nest it
+    /// where your settings live: `.nest("/settings/api-keys", manager.management(…))`.
+    ///
+    /// ```
+    /// use axum::Router;
+    /// use keygate::{KeyWithScope, Keygate, MemoryStore};
+    ///
+    /// let keygate = Keygate::new(MemoryStore::new());
+    /// let app: Router = Router::new()
+    ///     .nest("/api-keys", keygate.manager().management(KeyWithScope::new("keys:write")))
+    ///     .layer(keygate.layer());
+    /// # let _ = app;
+    /// ```
+    pub fn management(&self, resolver: impl ActorResolver) -> Router {
+        let shared = Arc::new(Shared {
+            manager: self.clone(),
+            resolver: Box::new(resolver),
+        });
+        Router::new()
+            .route("/", get(list).post(create))
+            .route("/{id}", get(one).patch(edit).delete(revoke))
+            .route("/{id}/regenerate", post(regenerate))
+            .route("/users/{user}/revoke", post(revoke_all))
+            .with_state(shared)
+    }
+}
+
+/// The actor of a request.
+struct Acting(Actor);
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        state.resolver.resolve(parts).map(Acting)
+    }
+}
+
+/// A key id from the path; one that cannot name a key answers as an unknown one.
+struct Id(KeyId);
+
+impl FromRequestParts<AppState> for Id {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        #[derive(Deserialize)]
+        struct Segment {
+            id: String,
+        }
+        let Path(segment) = Path::<Segment>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::from(crate::manage::error::ManageError::NotFound))?;
+        KeyId::parse(&segment.id)
+            .map(Id)
+            .map_err(|_| crate::manage::error::ManageError::NotFound.into())
+    }
+}
+
+/// A JSON body read strictly: wrong content type 415, unknown field or bad value 400, an
+/// empty body read as `null` (which only an `Option` accepts).
+struct JsonBody<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+        if bytes.is_empty() {
+            return serde_json::from_slice(b"null")
+                .map(JsonBody)
+                .map_err(|_| Problem::bad_request("a JSON body is required"));
+        }
+        if !is_json {
+            return Err(Problem::unsupported_media_type());
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| Problem::bad_request(format!("invalid JSON body: {error}")))
+    }
+}
+
+fn scopes(names: &[String]) -> Result<Scopes, Problem> {
+    Scopes::new(names).map_err(|error| Problem::bad_request(error.to_string()))
+}
+
+/// 201 with the plaintext once, never cached.
+fn created(state: &AppState, created: &CreatedKey) -> Response {
+    let body = CreatedKeyJson::new(created, state.manager.now());
+    match serde_json::to_vec(&body) {
+        Ok(body) => (
+            StatusCode::CREATED,
+            [
+                (CONTENT_TYPE, "application/json"),
+                (CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn record(state: &AppState, record: &crate::record::KeyRecord) -> Response {
+    axum::Json(KeyRecordJson::new(record, state.manager.now())).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    // Every key an owner holds is bounded by the cap, so one read serves every page.
+    let records = state.manager.list_as(&actor).await?;
+    let start = match &query.after {
+        None => 0,
+        Some(after) => records
+            .iter()
+            .position(|record| record.id().as_str() == after)
+            .map_or(records.len(), |at| at + 1),
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, 100);
+    let page: Vec<KeyRecordJson> = records
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|record| KeyRecordJson::new(record, state.manager.now()))
+        .collect();
+    let next = (start + page.len() < records.len())
+        .then(|| page.last().map(|last| last.id.clone()))
+        .flatten();
+    Ok(axum::Json(serde_json::json!({ "keys": page, "next": next })).into_response())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    JsonBody(body): JsonBody<CreateKeyRequest>,
+) -> Result<Response, Problem> {
+    let mut new = NewKey::new(actor.user(), body.name).with_scopes(scopes(&body.scopes)?);
+    if let Some(space) = body.space {
+        new = new.with_space(space);
+    }
+    if let Some(seconds) = body.expires_in {
+        new = new.expires_in(Duration::from_secs(seconds));
+    }
+    let made = state.manager.create_as(&actor, new).await?;
+    Ok(created(&state, &made))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    Id(id): Id,
+) -> Result<Response, Problem> {
+    let found = state.manager.get_as(&actor, &id).await?;
+    Ok(record(&state, &found))
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    Id(id): Id,
+    JsonBody(body): JsonBody<EditKeyRequest>,
+) -> Result<Response, Problem> {
+    let mut change = KeyEdit::new();
+    if let Some(name) = body.name {
+        change = change.rename(name);
+    }
+    if let Some(names) = body.scopes {
+        change = change.scopes(scopes(&names)?);
+    }
+    if let Some(expires_in) = body.expires_in {
+        let at = match expires_in {
+            None => None,
+            Some(seconds) => Some(
+                state
+                    .manager
+                    .now()
+                    .checked_add(Duration::from_secs(seconds))
+                    .ok_or_else(|| Problem::bad_request("expires_in is too large"))?,
+            ),
+        };
+        change = change.expires_at(at);
+    }
+    change = match body.disabled {
+        Some(true) => change.disable(),
+        Some(false) => change.enable(),
+        None => change,
+    };
+    let edited = state.manager.edit_as(&actor, &id, change).await?;
+    Ok(record(&state, &edited))
+}
+
+async fn regenerate(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    Id(id): Id,
+    JsonBody(body): JsonBody<Option<RegenerateRequest>>,
+) -> Result<Response, Problem> {
+    let grace = body.unwrap_or_default().grace();
+    let made = state.manager.regenerate_as(&actor, &id, grace).await?;
+    Ok(created(&state, &made))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    Id(id): Id,
+) -> Result<StatusCode, Problem> {
+    state.manager.revoke_as(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_all(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    Path(user): Path<String>,
+) -> Result<Response, Problem> {
+    let revoked = state.manager.revoke_all_as(&actor, &user).await?;
+    Ok(axum::Json(serde_json::json!({ "revoked": revoked })).into_response())
+}
