@@ -310,3 +310,95 @@ async fn listings_page_after_a_key_id() {
     assert_eq!(rest.body["keys"].as_array().unwrap().len(), 3);
     assert!(rest.body["next"].is_null());
 }
+
+#[tokio::test]
+async fn a_page_resumes_after_its_cursor_even_when_that_key_is_gone() {
+    let (app, manager) = by_session();
+    for n in 0..5 {
+        manager
+            .create(NewKey::new("alice", format!("k{n}")))
+            .await
+            .unwrap();
+    }
+    let alice = [("x-demo-user", "alice")];
+    let first = call(
+        &app,
+        Method::GET,
+        "/settings/api-keys?limit=2",
+        &alice,
+        None,
+    )
+    .await;
+    let last_id = first.body["keys"][1]["id"].as_str().unwrap().to_owned();
+    manager
+        .delete(&keygate::KeyId::parse(&last_id).unwrap())
+        .await
+        .unwrap();
+    let next = first.body["next"].as_str().unwrap().to_owned();
+    let rest = call(
+        &app,
+        Method::GET,
+        &format!("/settings/api-keys?after={next}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(
+        rest.body["keys"].as_array().unwrap().len(),
+        3,
+        "{}",
+        rest.body
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused() {
+    let (app, _) = by_session();
+    let alice = [("x-demo-user", "alice")];
+    let array = call(
+        &app,
+        Method::POST,
+        "/settings/api-keys",
+        &alice,
+        Some(json!(["k", "s9", ["keys:write"], 3600])),
+    )
+    .await;
+    assert_eq!(array.status, StatusCode::BAD_REQUEST);
+    assert_eq!(array.body["type"], "urn:keygate:problem:invalid-request");
+}
+
+#[tokio::test]
+async fn the_routers_own_errors_are_problems() {
+    let (app, _) = by_session();
+    let alice = [("x-demo-user", "alice")];
+    let wrong_method = call(&app, Method::PUT, "/settings/api-keys", &alice, None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        wrong_method.content_type.as_deref(),
+        Some("application/problem+json")
+    );
+    let bad_user = call(
+        &app,
+        Method::POST,
+        "/settings/api-keys/users/%FF/revoke",
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(bad_user.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad_user.content_type.as_deref(),
+        Some("application/problem+json")
+    );
+    let zero = call(
+        &app,
+        Method::GET,
+        "/settings/api-keys?limit=0",
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(zero.status, StatusCode::BAD_REQUEST);
+    let listed = call(&app, Method::GET, "/settings/api-keys", &alice, None).await;
+    assert_eq!(listed.cache_control.as_deref(), Some("no-store"));
+}

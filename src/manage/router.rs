@@ -72,6 +72,22 @@ impl KeyManager {
             .route("/{id}", get(one).patch(edit).delete(revoke))
             .route("/{id}/regenerate", post(regenerate))
             .route("/users/{user}/revoke", post(revoke_all))
+            .method_not_allowed_fallback(|| async {
+                Problem::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method-not-allowed",
+                    "Method not allowed",
+                    "this route does not take that method",
+                )
+            })
+            .fallback(|| async {
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    "No such route",
+                    "no such route",
+                )
+            })
             .with_state(shared)
     }
 }
@@ -123,7 +139,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+            .map_err(|rejection| {
+                let status = rejection.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::new(
+                        status,
+                        "payload-too-large",
+                        "Body too large",
+                        rejection.body_text(),
+                    )
+                } else {
+                    Problem::bad_request(rejection.body_text())
+                }
+            })?;
         if bytes.is_empty() {
             return serde_json::from_slice(b"null")
                 .map(JsonBody)
@@ -132,7 +160,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if !is_json {
             return Err(Problem::unsupported_media_type());
         }
-        serde_json::from_slice(&bytes)
+        // An object, by its field names: serde would also take a struct as an array of
+        // its fields in order, which no client means.
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|error| Problem::bad_request(format!("invalid JSON body: {error}")))?;
+        if !value.is_object() {
+            return Err(Problem::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(value)
             .map(JsonBody)
             .map_err(|error| Problem::bad_request(format!("invalid JSON body: {error}")))
     }
@@ -159,8 +194,33 @@ fn created(state: &AppState, created: &CreatedKey) -> Response {
     }
 }
 
+/// A JSON answer that no cache keeps: key records are an account's own business.
+fn private(value: impl serde::Serialize) -> Response {
+    let mut response = axum::Json(value).into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
+}
+
 fn record(state: &AppState, record: &crate::record::KeyRecord) -> Response {
-    axum::Json(KeyRecordJson::new(record, state.manager.now())).into_response()
+    private(KeyRecordJson::new(record, state.manager.now()))
+}
+
+/// Where a page of a listing resumes: after the key created at `micros` (since the Unix
+/// epoch) with id `id`, in the listing's order. It names a position, not a key, so it
+/// keeps working when that key is deleted.
+fn cursor_of(record: &crate::record::KeyRecord) -> String {
+    let micros = record
+        .created_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros());
+    format!("{micros}.{}", record.id().as_str())
+}
+
+fn parse_cursor(cursor: &str) -> Option<(u128, String)> {
+    let (micros, id) = cursor.split_once('.')?;
+    Some((micros.parse().ok()?, id.to_owned()))
 }
 
 #[derive(Deserialize)]
@@ -180,22 +240,35 @@ async fn list(
     let records = state.manager.list_as(&actor).await?;
     let start = match &query.after {
         None => 0,
-        Some(after) => records
-            .iter()
-            .position(|record| record.id().as_str() == after)
-            .map_or(records.len(), |at| at + 1),
+        Some(after) => {
+            let (micros, id) = parse_cursor(after)
+                .ok_or_else(|| Problem::bad_request("`after` takes the `next` of a page"))?;
+            records
+                .iter()
+                .position(|record| {
+                    let at = record
+                        .created_at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |since| since.as_micros());
+                    (at, record.id().as_str()) > (micros, id.as_str())
+                })
+                .unwrap_or(records.len())
+        }
     };
-    let limit = query.limit.unwrap_or(50).clamp(1, 100);
-    let page: Vec<KeyRecordJson> = records
+    let limit = match query.limit {
+        None => 50,
+        Some(limit @ 1..=100) => limit,
+        Some(_) => return Err(Problem::bad_request("`limit` is 1 to 100")),
+    };
+    let shown: Vec<_> = records.iter().skip(start).take(limit).collect();
+    let next = (start + shown.len() < records.len())
+        .then(|| shown.last().map(|last| cursor_of(last)))
+        .flatten();
+    let page: Vec<KeyRecordJson> = shown
         .iter()
-        .skip(start)
-        .take(limit)
         .map(|record| KeyRecordJson::new(record, state.manager.now()))
         .collect();
-    let next = (start + page.len() < records.len())
-        .then(|| page.last().map(|last| last.id.clone()))
-        .flatten();
-    Ok(axum::Json(serde_json::json!({ "keys": page, "next": next })).into_response())
+    Ok(private(serde_json::json!({ "keys": page, "next": next })))
 }
 
 async fn create(
@@ -281,8 +354,9 @@ async fn revoke(
 async fn revoke_all(
     State(state): State<AppState>,
     Acting(actor): Acting,
-    Path(user): Path<String>,
+    user: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path(user) = user.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
     let revoked = state.manager.revoke_all_as(&actor, &user).await?;
-    Ok(axum::Json(serde_json::json!({ "revoked": revoked })).into_response())
+    Ok(private(serde_json::json!({ "revoked": revoked })))
 }
