@@ -6,6 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::ConfigError;
 
+/// The longest period, and the longest time a burst takes to refill: 100 years.
+pub const MAX_WINDOW: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// A request rate: `count` requests per `period`, with bursts of up to `burst` requests
 /// (by default `count`), enforced as a generic cell rate algorithm (GCRA): a request is
 /// allowed when it comes no sooner than `period / count` after the previous one, give or
@@ -36,11 +39,22 @@ impl RateLimit {
         if count == 0 || period < Duration::from_millis(1) {
             return Err(ConfigError::InvalidLimit);
         }
-        Ok(Self {
+        Self {
             count,
             period,
             burst: count,
-        })
+        }
+        .bounded()
+    }
+
+    /// Refuses windows longer than [`MAX_WINDOW`]: limiters count in nanoseconds, and a
+    /// longer one would overflow them.
+    fn bounded(self) -> Result<Self, ConfigError> {
+        let window = self.interval().checked_mul(self.burst);
+        if self.period > MAX_WINDOW || window.is_none_or(|window| window > MAX_WINDOW) {
+            return Err(ConfigError::InvalidLimit);
+        }
+        Ok(self)
     }
 
     /// `count` requests per second.
@@ -80,7 +94,7 @@ impl RateLimit {
             return Err(ConfigError::InvalidLimit);
         }
         self.burst = burst;
-        Ok(self)
+        self.bounded()
     }
 
     /// Requests per period.
@@ -320,6 +334,17 @@ mod tests {
             RateLimit::new(1, Duration::ZERO),
             Err(ConfigError::InvalidLimit)
         );
+    }
+
+    #[test]
+    fn windows_past_a_hundred_years_are_refused() {
+        let yearly = RateLimit::new(1, Duration::from_secs(365 * 86_400)).unwrap();
+        assert_eq!(yearly.with_burst(1_000), Err(ConfigError::InvalidLimit));
+        assert_eq!(
+            RateLimit::new(1, Duration::from_secs(u64::MAX / 2)),
+            Err(ConfigError::InvalidLimit)
+        );
+        assert_eq!(RateLimit::from_parts(1, i64::MAX, 1), None);
     }
 
     #[test]

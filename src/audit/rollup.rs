@@ -134,8 +134,13 @@ impl Tally {
         }
     }
 
+    /// The rollups in one fixed order (kind, owner, granularity, bucket): instances that
+    /// upsert overlapping buckets lock their rows in the same order, so they never
+    /// deadlock.
     pub(crate) fn into_rollups(self) -> Vec<Rollup> {
-        self.counts
+        let mut counts: Vec<_> = self.counts.into_iter().collect();
+        counts.sort_by(|(a, _), (b, _)| (a.2, &a.3, a.0, a.1).cmp(&(b.2, &b.3, b.0, b.1)));
+        counts
             .into_iter()
             .map(
                 |((granularity, bucket, kind, owner), (allowed, denied))| Rollup {

@@ -374,8 +374,8 @@ impl SqlAuditSink {
     }
 
     /// The same trail with a queue of `capacity` events and `clock` for retention
-    /// (tests use [`ManualClock`](crate::ManualClock)). Events already queued stay with
-    /// the first writer.
+    /// (tests use [`ManualClock`](crate::ManualClock)). Call it before recording: events
+    /// still queued in the first queue are dropped with it.
     pub fn with_queue_and_clock(self, capacity: usize, clock: impl Clock) -> Self {
         Self::start_with(
             self.inner.db.clone(),
@@ -484,12 +484,17 @@ impl SqlAuditSink {
 
 impl AuditSink for SqlAuditSink {
     fn record(&self, event: &AuditEvent) {
-        if self
-            .inner
-            .queue
-            .try_send(Message::Event(Row::of(event)))
-            .is_err()
-        {
+        let sent = self.inner.queue.try_send(Message::Event(Row::of(event)));
+        if let Err(mpsc::error::TrySendError::Closed(_)) = &sent {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    target: "keygate::audit",
+                    "the SQL audit trail's writer has stopped (its runtime ended): events are dropped"
+                );
+            });
+        }
+        if sent.is_err() {
             self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "metrics")]
             crate::audit::metrics::audit_dropped();

@@ -53,6 +53,9 @@ impl KeyManager {
             .record(&identity.key_id())
             .await?
             .filter(|record| record.identity.user() == identity.user())
+            // Narrowed or moved since the identity was made: it acts with nothing.
+            .filter(|record| record.identity.scopes().contains_all(identity.scopes()))
+            .filter(|record| record.identity.space() == identity.space())
             .filter(|record| record.is_active(self.now()))
             .ok_or(ManageError::InactiveActor)?;
         Ok(Standing {
@@ -883,6 +886,22 @@ mod tests {
                 .create_as(&actor, NewKey::new("", "k"))
                 .await
                 .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_identity_narrowed_since_it_was_read_acts_with_nothing() {
+        let (manager, _) = manager();
+        let actor = key_actor(&manager, None, &["keys:write"], None).await;
+        let id = actor.identity().unwrap().key_id();
+        manager
+            .edit(&id, KeyEdit::new().scopes(Scopes::default()))
+            .await
+            .unwrap();
+        let result = manager.create_as(&actor, NewKey::new("", "k")).await;
+        assert!(
+            matches!(result, Err(ManageError::InactiveActor)),
+            "{result:?}"
         );
     }
 }

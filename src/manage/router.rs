@@ -207,14 +207,15 @@ fn record(state: &AppState, record: &crate::record::KeyRecord) -> Response {
     private(KeyRecordJson::new(record, state.manager.now()))
 }
 
-/// Where a page of a listing resumes: after the key created at `micros` (since the Unix
-/// epoch) with id `id`, in the listing's order. It names a position, not a key, so it
+/// Where a page of a listing resumes: after the key created at that many nanoseconds
+/// since the Unix epoch with that id, in the listing's order (nanoseconds, as the
+/// listing orders them). It names a position, not a key, so it
 /// keeps working when that key is deleted.
 fn cursor_of(record: &crate::record::KeyRecord) -> String {
     let micros = record
         .created_at
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_micros());
+        .map_or(0, |since| since.as_nanos());
     format!("{micros}.{}", record.id().as_str())
 }
 
@@ -249,7 +250,7 @@ async fn list(
                     let at = record
                         .created_at
                         .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |since| since.as_micros());
+                        .map_or(0, |since| since.as_nanos());
                     (at, record.id().as_str()) > (micros, id.as_str())
                 })
                 .unwrap_or(records.len())

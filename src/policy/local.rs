@@ -238,11 +238,13 @@ impl LocalLimiter {
         }
     }
 
-    fn check_quota(
+    /// Whether key `id` has a use of `quota` left at `now`; with `spend`, takes it.
+    fn count_quota(
         &self,
         id: KeyId,
         quota: Quota,
         now: SystemTime,
+        spend: bool,
     ) -> Result<LimitStatus, LimitRefusal> {
         let period = quota.period_of(now);
         let mut quotas = lock(&self.inner.quotas);
@@ -267,7 +269,9 @@ impl LocalLimiter {
                 status,
             });
         }
-        used.count += 1;
+        if spend {
+            used.count += 1;
+        }
         Ok(LimitStatus::quota(quota, used.count, now))
     }
 
@@ -282,6 +286,14 @@ impl LocalLimiter {
                 closest = Some(status);
             }
         };
+        let id = request.identity.key_id();
+        // A spent quota refuses before any rate is spent: its key must not drain the
+        // buckets it shares with its user's and its space's other keys.
+        if let Some(quota) = request.quota
+            && let Err(refusal) = self.count_quota(id, quota, request.now, false)
+        {
+            return LimitVerdict::Refuse(refusal);
+        }
         for (bucket, limit) in self
             .inner
             .limits
@@ -292,9 +304,10 @@ impl LocalLimiter {
                 Err(refusal) => return LimitVerdict::Refuse(refusal),
             }
         }
+        // The count itself, under the lock: of requests racing past the check above, only
+        // as many as the quota has left are let through.
         if let Some(quota) = request.quota {
-            let id = request.identity.key_id();
-            match self.check_quota(id, quota, request.now) {
+            match self.count_quota(id, quota, request.now, true) {
                 Ok(status) => keep(status),
                 Err(refusal) => return LimitVerdict::Refuse(refusal),
             }
@@ -501,5 +514,29 @@ mod tests {
         clock.advance(Duration::from_secs(2));
         limiter.sweep();
         assert!(limiter.is_empty(), "{} held", limiter.len());
+    }
+
+    #[test]
+    fn a_spent_quota_does_not_drain_the_users_shared_rate() {
+        let clock = clock();
+        let limits = RateLimits::new().per_user(RateLimit::per_minute(3).unwrap());
+        let limiter = LocalLimiter::with_clock(limits, clock.clone());
+        let (metered, other) = (identity(1), identity(2));
+        let mut spent = request(&metered, clock.now());
+        spent.quota = Some(Quota::new(1, Refill::Never).unwrap());
+        assert!(matches!(verdict(&limiter, spent), LimitVerdict::Allow(_)));
+        for _ in 0..10 {
+            let refused = verdict(&limiter, spent);
+            assert!(
+                matches!(refused, LimitVerdict::Refuse(r) if r.kind == LimitKind::QuotaExhausted)
+            );
+        }
+        // The user's bucket lost one request to the metered key, not eleven.
+        for _ in 0..2 {
+            assert!(matches!(
+                verdict(&limiter, request(&other, clock.now())),
+                LimitVerdict::Allow(_)
+            ));
+        }
     }
 }

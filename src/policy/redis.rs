@@ -6,6 +6,10 @@
 //! is spent, and only then spends them all. Two instances can therefore never let through
 //! more than a limit together, and a quota never overshoots, however many requests race.
 //!
+//! Intervals are kept in whole microseconds on the server: a rate above a million requests
+//! per second is rounded to one per microsecond. A request whose decision timed out may
+//! still be counted by the server after the fallback let it through.
+//!
 //! When Redis does not answer within the timeout (100 ms by default) or fails, the limiter
 //! does what [`OnRedisError`] says: by default it falls back to a [`LocalLimiter`] with
 //! the same limits, so the service stays up and each instance still enforces them on its
@@ -114,7 +118,7 @@ for i = 1, n do
 end
 if has_quota then
   used = redis.call('INCR', KEYS[1])
-  if used == 1 then
+  if used == 1 and tonumber(ARGV[3]) > 0 then
     redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
   end
 end
@@ -182,7 +186,9 @@ impl RedisLimiter {
         self.edit(|inner| inner.namespace = namespace)
     }
 
-    /// How long one decision may wait for Redis (default 100 ms).
+    /// How long one decision may wait for Redis (default 100 ms). A limiter from
+    /// [`RedisLimiter::connect`] also has its connection time out at 100 ms; for a longer
+    /// wait, build the connection yourself and use [`RedisLimiter::new`].
     pub fn with_timeout(self, timeout: Duration) -> Self {
         self.edit(|inner| inner.timeout = timeout)
     }
@@ -261,13 +267,15 @@ impl Inner {
         invocation.key(ask.quota_key.as_deref().unwrap_or("-"));
         invocation.arg(u8::from(ask.quota.is_some()));
         invocation.arg(ask.quota.map_or(0, |quota| quota.limit()));
-        // The counter lives past its period's end, so it can never be read as fresh.
+        // The counter lives past its period's end, so it can never be read as fresh; a
+        // quota that never refills keeps its counter for good (0: no expiry).
         let lifetime = ask.quota.map_or(0, |quota| {
-            let left = quota
+            quota
                 .next_refill(ask.now)
                 .and_then(|at| at.duration_since(ask.now).ok())
-                .unwrap_or(Duration::from_secs(400 * 86_400));
-            u64::try_from(left.as_millis()).unwrap_or(u64::MAX) + 60_000
+                .map_or(0, |left| {
+                    u64::try_from(left.as_millis()).unwrap_or(u64::MAX) + 60_000
+                })
         });
         invocation.arg(lifetime);
         for (_, limit, key) in &ask.buckets {
