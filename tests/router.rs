@@ -279,8 +279,8 @@ async fn a_person_manages_their_own_keys_and_only_an_app_admin_revokes_all_of_a_
     );
 }
 
-#[tokio::test]
-async fn listings_page_after_a_key_id() {
+/// Five keys of alice behind the session router, and the first page of two of them.
+async fn five_keys_and_a_first_page_of_two() -> (Router, KeyManager, Reply) {
     let (app, manager) = by_session();
     for n in 0..5 {
         manager
@@ -297,6 +297,13 @@ async fn listings_page_after_a_key_id() {
         None,
     )
     .await;
+    (app, manager, first)
+}
+
+#[tokio::test]
+async fn listings_page_after_a_key_id() {
+    let (app, _, first) = five_keys_and_a_first_page_of_two().await;
+    let alice = [("x-demo-user", "alice")];
     assert_eq!(first.body["keys"].as_array().unwrap().len(), 2);
     let next = first.body["next"].as_str().unwrap().to_owned();
     let rest = call(
@@ -313,22 +320,8 @@ async fn listings_page_after_a_key_id() {
 
 #[tokio::test]
 async fn a_page_resumes_after_its_cursor_even_when_that_key_is_gone() {
-    let (app, manager) = by_session();
-    for n in 0..5 {
-        manager
-            .create(NewKey::new("alice", format!("k{n}")))
-            .await
-            .unwrap();
-    }
+    let (app, manager, first) = five_keys_and_a_first_page_of_two().await;
     let alice = [("x-demo-user", "alice")];
-    let first = call(
-        &app,
-        Method::GET,
-        "/settings/api-keys?limit=2",
-        &alice,
-        None,
-    )
-    .await;
     let last_id = first.body["keys"][1]["id"].as_str().unwrap().to_owned();
     manager
         .delete(&keygate::KeyId::parse(&last_id).unwrap())
