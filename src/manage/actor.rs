@@ -129,6 +129,11 @@ impl Actor {
         self.administers.iter().any(|s| s == space)
     }
 
+    /// The spaces this actor administers.
+    pub fn administered_spaces(&self) -> &[String] {
+        &self.administers
+    }
+
     /// Whether this actor is an app admin.
     pub fn is_app_admin(&self) -> bool {
         self.app_admin

@@ -36,6 +36,9 @@ pub enum ManageError {
     /// verified: its secret replaced, or its scopes narrowed.
     #[error("the acting key is no longer valid")]
     InactiveActor,
+    /// A person asked for a key bound to a space it does not administer.
+    #[error("only an admin of that space may create keys bound to it")]
+    NotSpaceAdmin,
     /// Only an app admin may do this.
     #[error("only an app admin may act on other users' keys")]
     NotAdmin,
@@ -66,6 +69,7 @@ impl ManageError {
                 | Self::PreviousSecret
                 | Self::InactiveActor
                 | Self::NotAdmin
+                | Self::NotSpaceAdmin
         )
     }
 }

@@ -9,6 +9,8 @@ pub(crate) mod json;
 pub(crate) mod manager;
 pub(crate) mod new_key;
 mod on_behalf;
+#[cfg(feature = "page")]
+mod page;
 #[cfg(feature = "router")]
 pub(crate) mod problem;
 #[cfg(feature = "router")]

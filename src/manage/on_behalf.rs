@@ -78,13 +78,16 @@ impl KeyManager {
     /// bound to the actor's space when the actor is a key bound to one (a request without
     /// a space gets the actor's).
     ///
-    /// An actor not bound to a space may bind the new key to any space: whether its user
-    /// belongs to that space is your application's to check before calling this.
+    /// A person binds a key to a space only when it administers that space (or the app):
+    /// a space token opens that space, so being signed in is not enough. A key not bound
+    /// to a space acts for its user as that user's own key, and may bind the new key to
+    /// any space: whether its user belongs to that space is your application's to check.
     ///
     /// # Errors
     ///
     /// [`ManageError::PreviousSecret`], [`ManageError::InactiveActor`],
-    /// [`ManageError::ScopeEscalation`], [`ManageError::SpaceEscalation`], or as
+    /// [`ManageError::ScopeEscalation`], [`ManageError::SpaceEscalation`],
+    /// [`ManageError::NotSpaceAdmin`], or as
     /// [`KeyManager::create`].
     pub async fn create_as(
         &self,
@@ -98,6 +101,13 @@ impl KeyManager {
             (Some(bound), None) => new.space = Some(bound.to_owned()),
             (Some(bound), Some(asked)) if bound != asked => {
                 return Err(ManageError::SpaceEscalation);
+            }
+            (None, Some(asked))
+                if actor.identity().is_none()
+                    && !actor.is_app_admin()
+                    && !actor.administers(asked) =>
+            {
+                return Err(ManageError::NotSpaceAdmin);
             }
             _ => {}
         }
@@ -614,7 +624,7 @@ mod tests {
     #[tokio::test]
     async fn list_as_a_space_actor_shows_only_that_space() {
         let (manager, _) = manager();
-        let person = Actor::person("alice", Scopes::default());
+        let person = Actor::person("alice", Scopes::default()).administering(["s1", "s2"]);
         manager
             .create_as(&person, NewKey::new("", "a").with_space("s1"))
             .await
@@ -633,6 +643,22 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["a", "actor"]);
         assert_eq!(manager.list_as(&person).await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn person_cannot_bind_a_key_to_a_space_it_does_not_administer() {
+        let (manager, _) = manager();
+        let person = Actor::person("alice", Scopes::default()).administering(["s1"]);
+        let result = manager
+            .create_as(&person, NewKey::new("", "k").with_space("s2"))
+            .await;
+        assert!(matches!(result, Err(ManageError::NotSpaceAdmin)));
+        assert!(
+            manager
+                .create_as(&person, NewKey::new("", "k").with_space("s1"))
+                .await
+                .is_ok()
+        );
     }
 
     /// A manager capped at `max` keys per owner, on a manual clock.

@@ -1,5 +1,6 @@
 //! [`ActorResolver`]: who is acting on a management request, as the host app says.
 
+use async_trait::async_trait;
 use http::request::Parts;
 
 use crate::context::Authenticated;
@@ -7,11 +8,35 @@ use crate::manage::actor::Actor;
 use crate::manage::problem::Problem;
 
 /// Says who is acting on a management request: a key the keygate layer in front verified
-/// ([`KeyWithScope`]), or a person from the app's own session ([`from_fn`]).
+/// ([`KeyWithScope`]), or a person from the app's own session ([`from_fn`], or an
+/// implementation of your own that reads an async session store).
+///
+/// ```
+/// use http::request::Parts;
+/// use keygate::{Actor, ActorResolver, Problem, Scopes};
+///
+/// /// The person your session layer signed in (here: an extension it inserted).
+/// #[derive(Clone)]
+/// struct SignedIn(String);
+///
+/// struct FromSession;
+///
+/// #[keygate::async_trait]
+/// impl ActorResolver for FromSession {
+///     async fn resolve(&self, parts: &mut Parts) -> Result<Actor, Problem> {
+///         let signed_in = parts.extensions.get::<SignedIn>().cloned();
+///         signed_in
+///             .map(|person| Actor::person(person.0, Scopes::default()))
+///             .ok_or_else(|| Problem::unauthorized("sign in to manage keys"))
+///     }
+/// }
+/// ```
+#[async_trait]
 pub trait ActorResolver: Send + Sync + 'static {
     /// The actor of `parts`, or the problem to answer with (401 when no one is signed in,
-    /// 403 when someone is but may not manage keys).
-    fn resolve(&self, parts: &Parts) -> Result<Actor, Problem>;
+    /// 403 when someone is but may not manage keys). `parts` is mutable so that axum
+    /// extractors (a session, a cookie jar) can run on it.
+    async fn resolve(&self, parts: &mut Parts) -> Result<Actor, Problem>;
 }
 
 /// The key the keygate layer verified, if it holds a management scope.
@@ -25,8 +50,9 @@ impl KeyWithScope {
     }
 }
 
+#[async_trait]
 impl ActorResolver for KeyWithScope {
-    fn resolve(&self, parts: &Parts) -> Result<Actor, Problem> {
+    async fn resolve(&self, parts: &mut Parts) -> Result<Actor, Problem> {
         let Some(authenticated) = parts.extensions.get::<Authenticated>() else {
             return Err(Problem::unauthorized(
                 "send an API key; nest this router behind the keygate layer",
@@ -74,11 +100,12 @@ impl<F> std::fmt::Debug for FromFn<F> {
     }
 }
 
+#[async_trait]
 impl<F> ActorResolver for FromFn<F>
 where
     F: Fn(&Parts) -> Option<Actor> + Send + Sync + 'static,
 {
-    fn resolve(&self, parts: &Parts) -> Result<Actor, Problem> {
+    async fn resolve(&self, parts: &mut Parts) -> Result<Actor, Problem> {
         (self.0)(parts).ok_or_else(|| Problem::unauthorized("sign in to manage keys"))
     }
 }

@@ -99,7 +99,7 @@ impl FromRequestParts<AppState> for Acting {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        state.resolver.resolve(parts).map(Acting)
+        state.resolver.resolve(parts).await.map(Acting)
     }
 }
 
