@@ -251,9 +251,11 @@ async fn encoded_space_segment_cannot_escape_the_space() {
         demo.get("/spaces/%74wo/items", &one).await,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(
-        demo.get("//spaces/two/items", &one).await,
-        StatusCode::FORBIDDEN
+    // No route answers a doubled slash: refused either by the layer or as unknown.
+    let doubled = demo.get("//spaces/two/items", &one).await;
+    assert!(
+        matches!(doubled, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+        "{doubled}"
     );
 }
 
@@ -276,7 +278,8 @@ async fn missing_scope_gets_403_naming_the_scope() {
     let (plain, _) = demo.create(&demo.admin, json!({"name": "no scopes"})).await;
     let (status, body) = demo.call(Method::GET, "/keys", &plain, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["scope"], app::KEYS_WRITE);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(app::KEYS_WRITE), "{detail}");
 }
 
 #[tokio::test]
@@ -484,7 +487,7 @@ async fn a_grace_sent_without_a_json_content_type_is_refused_not_dropped() {
     let path = format!("/keys/{}/regenerate", demo.admin_id);
     let (status, body) = raw_post(&demo, &path, None, r#"{"grace":600}"#).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
-    assert!(body["error"].is_string(), "a JSON error: {body}");
+    assert!(body["type"].is_string(), "a problem+json error: {body}");
     assert_eq!(
         demo.get("/me", &demo.admin).await,
         StatusCode::OK,
@@ -515,7 +518,7 @@ async fn a_malformed_body_gets_a_json_error() {
     for body in [r#"{"name":"#, r#"{"name":"k","expires_in":-1}"#, ""] {
         let (status, error) = raw_post(&demo, "/keys", json, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
-        assert!(error["error"].is_string(), "{body:?} gave {error}");
+        assert!(error["type"].is_string(), "{body:?} gave {error}");
     }
 }
 
@@ -679,7 +682,7 @@ async fn usage_without_a_sql_trail_says_how_to_get_one() {
     let (status, body) = demo.call(Method::GET, &path, &demo.admin, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
-        body["error"].as_str().unwrap().contains("DATABASE_URL"),
+        body["detail"].as_str().unwrap().contains("DATABASE_URL"),
         "{body}"
     );
 }

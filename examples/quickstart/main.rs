@@ -1,9 +1,12 @@
-//! The quickstart: an axum app behind `ApiKeyLayer`, with key management endpoints and
-//! one admin key issued at start.
+//! The quickstart: the whole system. A demo API behind `ApiKeyLayer`, keygate's
+//! management API at `/keys` for keys holding `keys:write`, the settings page at
+//! `/settings/api-keys` behind a demo login, and one admin key issued at start. Keys
+//! persist in an embedded SQLite file.
 //!
 //! ```sh
 //! cargo run --example quickstart
-//! # it prints `export API_KEY=...`; paste that line into another shell, then:
+//! # open the printed URL and sign in with the printed password, or paste the printed
+//! # `export API_KEY=...` into another shell, then:
 //! curl -i localhost:3000/health
 //! curl -i localhost:3000/me -H "Authorization: Bearer $API_KEY"
 //! curl -i localhost:3000/me -H "X-API-Key: $API_KEY"
@@ -13,10 +16,12 @@
 //!
 //! Environment:
 //! - `KEYGATE_ADDR`: where to listen (default `127.0.0.1:3000`);
-//! - `DATABASE_URL`: where keys live. Unset: in memory, gone when the process stops.
-//!   `sqlite://keys.db` (with `--features sqlite`) or `postgres://…` (with
-//!   `--features postgres`): persistent, behind a cache; with PostgreSQL, several
-//!   instances share keys and a revocation on one reaches the others in milliseconds;
+//! - `DATABASE_URL`: where keys live. Unset: the SQLite file `keygate-quickstart.db` in
+//!   the working directory (restart: keys remain). `sqlite://other.db`, `memory:` (gone
+//!   when the process stops), or `postgres://…` (with `--features postgres`): several
+//!   instances share keys, behind a cache, and a revocation on one reaches the others in
+//!   milliseconds;
+//! - `QUICKSTART_PASSWORD`: the demo login's password (default: drawn at start, printed);
 //! - `RUST_LOG`: the audit trail on stderr (default `keygate=debug`).
 
 mod app;
@@ -24,7 +29,9 @@ mod app;
 use std::error::Error;
 use std::sync::Arc;
 
-use keygate::{KeyFormat, KeyStoreWrite, Keygate, MemoryStore, NewKey, Scopes};
+use keygate::{
+    KeyFormat, KeyManager, KeyStoreWrite, Keygate, ManageError, MemoryStore, NewKey, Scopes,
+};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -39,38 +46,45 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let database = std::env::var("DATABASE_URL")
         .ok()
-        .filter(|url| !url.is_empty());
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
     let Opened {
         store,
         keep: _keep,
         trail,
-    } = open_store(database.as_deref()).await?;
-    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused_mut))]
+    } = open_store(&database).await?;
     let mut keygate = Keygate::new(store).with_format(KeyFormat::with_prefix("kg_live")?);
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     if let Some(trail) = &trail {
         // Every decision goes to stderr, as without a database, and to the SQL trail.
         keygate = keygate.with_audit_sink((keygate::TracingSink, trail.clone()), 8_192);
     }
 
     // The admin key: user-wide and allowed to manage keys. Its plaintext is printed once
-    // and never kept; the store holds only its hash.
-    let admin = keygate
-        .manager()
-        .create(
-            NewKey::new("admin", "quickstart admin").with_scopes(Scopes::new([app::KEYS_WRITE])?),
-        )
-        .await?;
+    // and never kept; the store holds only its hash. The one of a previous run is
+    // deleted, since its plaintext is gone with that run's terminal.
+    let admin = fresh_admin_key(&keygate.manager()).await?;
 
-    let (router, keygate) = app::router_with_trail(&keygate, trail.map(app::as_trail))?;
+    let password = std::env::var("QUICKSTART_PASSWORD")
+        .ok()
+        .filter(|password| !password.is_empty())
+        .unwrap_or_else(app::draw_password);
+    let options = app::Options {
+        trail: trail.map(app::as_trail),
+        password: Some(password.clone()),
+    };
+    let (router, keygate) = app::build(&keygate, options)?;
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
-        "keygate quickstart listening on {base} (keys {})",
-        match &database {
-            Some(url) => format!("in {}", url.split('@').next_back().unwrap_or(url)),
-            None => "in memory".to_owned(),
-        }
+        "keygate quickstart listening on {base} (keys in {})",
+        database.split('@').next_back().unwrap_or(&database)
+    );
+    println!();
+    println!("Settings page: {base}{}", app::SETTINGS);
+    let people: Vec<_> = app::PEOPLE.iter().map(|person| person.name).collect();
+    println!(
+        "  sign in as {} with password {password}",
+        people.join(" or ")
     );
     println!();
     println!("export API_KEY={}", admin.key.expose_secret());
@@ -108,19 +122,34 @@ async fn main() -> Result<(), Box<dyn Error>> {
 /// What must stay alive while the store serves (the PostgreSQL invalidation listener).
 type Keep = Option<Box<dyn std::any::Any + Send>>;
 
+/// Where keys live when `DATABASE_URL` is unset: a file beside the working directory.
+const DEFAULT_DATABASE: &str = "sqlite://keygate-quickstart.db";
+
+/// The name of the admin key the quickstart issues at each start.
+const ADMIN_KEY_NAME: &str = "quickstart admin";
+
+/// Deletes the admin keys of earlier runs and issues a new one.
+async fn fresh_admin_key(manager: &KeyManager) -> Result<keygate::CreatedKey, ManageError> {
+    for record in manager.list_by_user("admin").await? {
+        if record.identity.name() == ADMIN_KEY_NAME {
+            manager.delete(&record.id()).await?;
+        }
+    }
+    let scopes = Scopes::new([app::KEYS_WRITE]).map_err(|_| ManageError::Invalid("scope"))?;
+    manager
+        .create(NewKey::new("admin", ADMIN_KEY_NAME).with_scopes(scopes))
+        .await
+}
+
 /// How long the quickstart keeps its audit trail: 30 days, and at most a million rows, so
 /// that a flood of forged keys cannot fill the disk.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 const RETENTION: keygate::Retention = keygate::Retention {
     max_age: Some(std::time::Duration::from_secs(30 * 86_400)),
     max_rows: Some(1_000_000),
 };
 
-/// The SQL audit trail, with a database; nothing without one.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// The SQL audit trail beside the keys, with a database; nothing in memory.
 type Trail = keygate::SqlAuditSink;
-#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-type Trail = std::convert::Infallible;
 
 /// The store, what keeps it serving, and the audit trail beside it.
 struct Opened {
@@ -131,30 +160,25 @@ struct Opened {
 
 /// The store `DATABASE_URL` names, behind a cache when it is a database, with an audit
 /// trail (30 days) in the same database.
-async fn open_store(url: Option<&str>) -> Result<Opened, Box<dyn Error>> {
-    let Some(url) = url else {
+async fn open_store(url: &str) -> Result<Opened, Box<dyn Error>> {
+    if url == "memory:" {
         return Ok(Opened {
             store: Arc::new(MemoryStore::new()),
             keep: None,
             trail: None,
         });
-    };
+    }
     if url.starts_with("sqlite:") {
-        #[cfg(feature = "sqlite")]
-        {
-            let store = keygate::SqliteStore::connect(url).await?;
-            let trail = keygate::SqlAuditSink::sqlite(store.pool().clone(), RETENTION).await?;
-            // Behind a cache when the `cache` feature is on; SQLite is fast enough alone.
-            #[cfg(feature = "cache")]
-            let store = keygate::CachedStore::new(store);
-            return Ok(Opened {
-                store: Arc::new(store),
-                keep: None,
-                trail: Some(trail),
-            });
-        }
-        #[cfg(not(feature = "sqlite"))]
-        return Err("DATABASE_URL names SQLite: run with `--features sqlite`".into());
+        let store = keygate::SqliteStore::connect(url).await?;
+        let trail = keygate::SqlAuditSink::sqlite(store.pool().clone(), RETENTION).await?;
+        // Behind a cache when the `cache` feature is on; SQLite is fast enough alone.
+        #[cfg(feature = "cache")]
+        let store = keygate::CachedStore::new(store);
+        return Ok(Opened {
+            store: Arc::new(store),
+            keep: None,
+            trail: Some(trail),
+        });
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         #[cfg(feature = "postgres")]
@@ -172,5 +196,8 @@ async fn open_store(url: Option<&str>) -> Result<Opened, Box<dyn Error>> {
         #[cfg(not(feature = "postgres"))]
         return Err("DATABASE_URL names PostgreSQL: run with `--features postgres`".into());
     }
-    Err(format!("DATABASE_URL must start with sqlite: or postgres:, not {url:?}").into())
+    Err(
+        format!("DATABASE_URL must start with sqlite: or postgres:, or be memory:, not {url:?}")
+            .into(),
+    )
 }
