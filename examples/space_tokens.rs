@@ -1,29 +1,33 @@
 //! Space tokens, undb-style: header `x-undb-api-token`, one token per space, shown once at
 //! creation; a token never opens another space.
 //!
+//! Each space's tokens are managed under `/spaces/{space}/tokens` by keygate's management
+//! router, for tokens of that space holding `tokens:write`.
+//!
 //! ```sh
 //! cargo run --example space_tokens
 //! # paste the printed exports, then:
 //! curl -i localhost:3002/spaces/alpha/records -H "x-undb-api-token: $ALPHA_TOKEN"   # 200
 //! curl -i localhost:3002/spaces/beta/records  -H "x-undb-api-token: $ALPHA_TOKEN"   # 403
-//! curl -i -X POST localhost:3002/spaces/beta/tokens -H "x-undb-api-token: $OWNER_KEY" # a beta token, once
+//! curl -i -X POST localhost:3002/spaces/beta/tokens -H "x-undb-api-token: $BETA_ADMIN" \
+//!      -H 'content-type: application/json' -d '{"name":"ci"}'   # 201: a beta token, once, in "key"
+//! curl -i localhost:3002/spaces/beta/tokens -H "x-undb-api-token: $BETA_ADMIN"       # beta's tokens
+//! curl -i -X POST localhost:3002/spaces/beta/tokens/$TOKEN_ID/regenerate -H "x-undb-api-token: $BETA_ADMIN"
+//! curl -i -X DELETE localhost:3002/spaces/beta/tokens/$TOKEN_ID -H "x-undb-api-token: $BETA_ADMIN"  # 204
+//! curl -i localhost:3002/spaces/alpha/tokens -H "x-undb-api-token: $BETA_ADMIN"      # 403: another space
 //! ```
 //!
 //! `KEYGATE_ADDR` sets the address (default `127.0.0.1:3002`).
 
 use std::error::Error;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::http::header::CACHE_CONTROL;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::Path;
+use axum::routing::get;
 use axum::{Json, Router};
 use keygate::{
-    Actor, Identity, KeyFormat, KeyManager, KeySource, Keygate, MemoryStore, NewKey, Scopes,
+    Identity, KeyFormat, KeySource, KeyWithScope, Keygate, MemoryStore, NewKey, Scopes,
     SpaceResolver,
 };
-use serde::Serialize;
 use serde_json::{Value, json};
 
 const TOKENS_WRITE: &str = "tokens:write";
@@ -31,73 +35,47 @@ const TOKENS_WRITE: &str = "tokens:write";
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let address = std::env::var("KEYGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:3002".into());
-    let keygate = Keygate::new(MemoryStore::new()).with_format(KeyFormat::with_prefix("undb")?);
+    let keygate = Keygate::new(MemoryStore::new())
+        .with_format(KeyFormat::with_prefix("undb")?)
+        .with_sources([KeySource::header("x-undb-api-token")?])?
+        .with_space_resolver(SpaceResolver::path_prefix("/spaces/")?);
     let manager = keygate.manager();
-    let owner = manager
-        .create(NewKey::new("owner", "owner key").with_scopes(Scopes::new([TOKENS_WRITE])?))
+    // An unbound key holding `tokens:write` would make unbound tokens, which open every
+    // space. So only tokens bound to a space hold it, and a bound token makes only tokens
+    // bound to its own space, with no scope it lacks.
+    let beta_admin = manager
+        .create(
+            NewKey::new("owner", "beta admin")
+                .with_space("beta")
+                .with_scopes(Scopes::new([TOKENS_WRITE])?),
+        )
         .await?;
     let alpha = manager
         .create(NewKey::new("owner", "alpha token").with_space("alpha"))
         .await?;
 
-    let auth = keygate
-        .clone()
-        .with_sources([KeySource::header("x-undb-api-token")?])?
-        .with_space_resolver(SpaceResolver::path_prefix("/spaces/")?)
-        .layer();
+    // The layer refuses `/spaces/{space}/...`, management included, to tokens of another
+    // space before any handler runs.
     let app = Router::new()
         .route("/spaces/{space}/records", get(records))
-        .route(
+        .nest(
             "/spaces/{space}/tokens",
-            post(create_token).route_layer(auth.require_scope(TOKENS_WRITE)?),
+            manager.management(KeyWithScope::new(TOKENS_WRITE)),
         )
-        .layer(auth)
-        .with_state(manager);
+        .layer(keygate.layer());
 
     let listener = tokio::net::TcpListener::bind(&address).await?;
     println!("space API on http://{}", listener.local_addr()?);
-    println!("export OWNER_KEY={}", owner.key.expose_secret());
+    println!("export BETA_ADMIN={}", beta_admin.key.expose_secret());
     println!("export ALPHA_TOKEN={}", alpha.key.expose_secret());
+    // The plaintexts are not kept while serving.
+    drop((beta_admin, alpha));
     axum::serve(listener, app).await?;
     Ok(())
 }
 
-/// The layer already refused tokens of other spaces; a token reaching here is this
-/// space's, or the owner's user-wide key.
+/// The layer already refused tokens of other spaces: a token reaching here is this
+/// space's.
 async fn records(identity: Identity, Path(space): Path<String>) -> Json<Value> {
     Json(json!({ "space": space, "records": [1, 2, 3], "token": identity.name() }))
-}
-
-/// A token shown once: serialized straight from the key, never cached.
-#[derive(Serialize)]
-struct Shown<'a> {
-    token: &'a str,
-    note: &'static str,
-}
-
-async fn create_token(
-    State(manager): State<KeyManager>,
-    identity: Identity,
-    Path(space): Path<String>,
-) -> Response {
-    let new = NewKey::new("", format!("{space} token")).with_space(space);
-    match manager.create_as(&Actor::key(&identity), new).await {
-        Ok(created) => {
-            let body = Shown {
-                token: created.key.expose_secret(),
-                note: "shown once: store it now",
-            };
-            (
-                StatusCode::CREATED,
-                [(CACHE_CONTROL, "no-store")],
-                Json(body),
-            )
-                .into_response()
-        }
-        Err(error) => (
-            StatusCode::FORBIDDEN,
-            Json(json!({ "error": error.to_string() })),
-        )
-            .into_response(),
-    }
 }

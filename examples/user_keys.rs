@@ -1,13 +1,17 @@
 //! Per-user keys for an ERP module: header `X-API-Key`, one key per user, revocable per
 //! user, and every request auditable per key.
 //!
+//! An ERP admin's key manages keys under `/keys` (keygate's management router) as an app
+//! admin: it revokes every key of a user at once, and any one key by id.
+//!
 //! ```sh
 //! cargo run --example user_keys
 //! # paste the printed exports, then:
 //! curl -i localhost:3003/orders -H "X-API-Key: $ALICE_KEY"          # alice's orders
 //! curl -i localhost:3003/orders -H "X-API-Key: $BOB_KEY"            # bob's orders
-//! curl -i -X DELETE localhost:3003/users/bob/keys -H "X-API-Key: $ADMIN_KEY"
+//! curl -i -X POST localhost:3003/keys/users/bob/revoke -H "X-API-Key: $ADMIN_KEY"   # {"revoked":1}
 //! curl -i localhost:3003/orders -H "X-API-Key: $BOB_KEY"            # 401: revoked
+//! curl -i localhost:3003/keys -H "X-API-Key: $ALICE_KEY"            # 403: admins only
 //! curl -s localhost:3003/audit -H "X-API-Key: $ADMIN_KEY"           # the trail, per key
 //! ```
 //!
@@ -17,12 +21,12 @@ use std::collections::VecDeque;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
-use axum::routing::{delete, get};
+use axum::extract::State;
+use axum::routing::get;
 use axum::{Json, Router};
 use keygate::{
-    AuditEvent, AuditSink, Identity, KeyManager, KeySource, Keygate, MemoryStore, NewKey, Outcome,
-    Scopes,
+    Actor, AuditEvent, AuditSink, Authenticated, Identity, KeySource, Keygate, MemoryStore, NewKey,
+    Outcome, Scopes, manage_from_fn,
 };
 use serde_json::{Value, json};
 
@@ -45,12 +49,6 @@ impl AuditSink for Trail {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
-    manager: KeyManager,
-    trail: Trail,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let address = std::env::var("KEYGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:3003".into());
@@ -64,26 +62,34 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let trail = Trail::default();
     let auth = keygate
-        .clone()
         .with_sources([KeySource::header("x-api-key")?])?
         .with_audit_sink(trail.clone(), 4096)
         .layer();
     let admin_only = auth.require_scope(ADMIN)?;
+    // `KeyWithScope` would act only as the key's own user; an ERP admin's key acts as an
+    // app admin, to revoke any user's keys. The guard in front answers other keys with 403
+    // before this runs.
+    let admins = manage_from_fn(|parts| {
+        let identity = parts.extensions.get::<Authenticated>()?.identity();
+        identity
+            .scopes()
+            .contains(ADMIN)
+            .then(|| Actor::key(identity).app_admin())
+    });
     let app = Router::new()
-        .route(
-            "/users/{user}/keys",
-            delete(revoke_user).route_layer(admin_only.clone()),
-        )
-        .route("/audit", get(audit).route_layer(admin_only))
+        .route("/audit", get(audit).route_layer(admin_only.clone()))
         .route("/orders", get(orders))
-        .layer(auth)
-        .with_state(AppState { manager, trail });
+        .with_state(trail)
+        .nest("/keys", manager.management(admins).route_layer(admin_only))
+        .layer(auth);
 
     let listener = tokio::net::TcpListener::bind(&address).await?;
     println!("ERP module on http://{}", listener.local_addr()?);
     println!("export ADMIN_KEY={}", admin.key.expose_secret());
     println!("export ALICE_KEY={}", alice.key.expose_secret());
     println!("export BOB_KEY={}", bob.key.expose_secret());
+    // The plaintexts are not kept while serving.
+    drop((admin, alice, bob));
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -92,20 +98,8 @@ async fn orders(identity: Identity) -> Json<Value> {
     Json(json!({ "user": identity.user(), "orders": [format!("{}-0001", identity.user())] }))
 }
 
-/// Revokes every key of one user, as an admin does when someone leaves.
-async fn revoke_user(State(state): State<AppState>, Path(user): Path<String>) -> Json<Value> {
-    let mut revoked = Vec::new();
-    for record in state.manager.list_by_user(&user).await.unwrap_or_default() {
-        if record.revoked_at.is_none() && state.manager.revoke(&record.id()).await.is_ok() {
-            revoked.push(record.id().to_string());
-        }
-    }
-    Json(json!({ "user": user, "revoked": revoked }))
-}
-
-async fn audit(State(state): State<AppState>) -> Json<Value> {
-    let events = state
-        .trail
+async fn audit(State(trail): State<Trail>) -> Json<Value> {
+    let events = trail
         .0
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());

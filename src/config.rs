@@ -420,6 +420,11 @@ impl<S: KeyStore> Keygate<S> {
         &self.shared.format
     }
 
+    /// Where keys are read from, in order.
+    pub fn sources(&self) -> &[KeySource] {
+        &self.shared.sources
+    }
+
     /// The hasher of keys.
     pub fn hasher(&self) -> &KeyHasher {
         &self.shared.hasher

@@ -84,6 +84,8 @@ mod key;
 mod layer;
 mod limit;
 mod manage;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod policy;
 mod record;
 mod reject;
@@ -125,7 +127,8 @@ pub use manage::{ActorResolver, FromFn, KeyWithScope, Problem, manage_from_fn};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use manage::{
-    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyRecordJson, RegenerateRequest,
+    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyPageJson, KeyRecordJson,
+    RegenerateRequest, RevokedJson,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -395,3 +395,22 @@ async fn the_routers_own_errors_are_problems() {
     let listed = call(&app, Method::GET, "/settings/api-keys", &alice, None).await;
     assert_eq!(listed.cache_control.as_deref(), Some("no-store"));
 }
+
+#[tokio::test]
+async fn revoke_all_works_under_a_nest_with_parameters_of_its_own() {
+    let keygate = Keygate::new(MemoryStore::new());
+    let manager = keygate.manager();
+    manager.create(NewKey::new("alice", "k")).await.unwrap();
+    let admin = manage_from_fn(|_| Some(Actor::person("root", Scopes::default()).app_admin()));
+    let app = Router::new().nest("/spaces/{space}/keys", manager.management(admin));
+    let reply = call(
+        &app,
+        Method::POST,
+        "/spaces/acme/keys/users/alice/revoke",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["revoked"], 1);
+}

@@ -12,6 +12,7 @@ use crate::record::KeyRecord;
 /// A key as the API lists it: name, id, preview, owner, space, scopes, dates, usage and
 /// state. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct KeyRecordJson {
     /// The key id (not secret).
@@ -39,6 +40,7 @@ pub struct KeyRecordJson {
     /// Paused.
     pub disabled: bool,
     /// `active`, `disabled`, `expired` or `revoked`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "active"))]
     pub state: &'static str,
 }
 
@@ -81,11 +83,14 @@ impl KeyRecordJson {
 /// The 201 that carries a new key: the plaintext, once, beside its record. Serialized
 /// straight from the key, so no long-lived copy of the secret is made.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct CreatedKeyJson<'a> {
     /// The plaintext key: shown this once, stored nowhere.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub key: &'a str,
     /// A reminder for whoever reads the response.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub note: &'static str,
     /// The new key's record.
     pub record: KeyRecordJson,
@@ -104,6 +109,7 @@ impl<'a> CreatedKeyJson<'a> {
 
 /// `POST` a new key: `{"name", "space"?, "scopes"?, "expires_in"?}` (seconds).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CreateKeyRequest {
@@ -123,6 +129,7 @@ pub struct CreateKeyRequest {
 /// `PATCH` a key: any of `{"name", "scopes", "expires_in" (seconds, or null for none),
 /// "disabled"}`. `null` is refused where there is nothing to take away.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EditKeyRequest {
@@ -134,6 +141,7 @@ pub struct EditKeyRequest {
     pub scopes: Option<Vec<String>>,
     /// A new expiry in seconds from now; `null` takes the expiry away.
     #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, nullable))]
     pub expires_in: Option<Option<u64>>,
     /// Pause (`true`) or resume (`false`).
     #[serde(default, deserialize_with = "not_null")]
@@ -142,6 +150,7 @@ pub struct EditKeyRequest {
 
 /// `POST` a regeneration: `{"grace"?}` (seconds the old secret keeps working).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RegenerateRequest {
@@ -154,6 +163,40 @@ impl RegenerateRequest {
     /// The grace period asked for.
     pub fn grace(&self) -> Option<Duration> {
         self.grace.map(Duration::from_secs)
+    }
+}
+
+/// One page of a listing: `{"keys", "next"}`; `next` is the `after` of the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub struct KeyPageJson {
+    /// The keys of this page, oldest first.
+    pub keys: Vec<KeyRecordJson>,
+    /// Where the next page starts (pass it as `after`); `null` on the last page.
+    pub next: Option<String>,
+}
+
+impl KeyPageJson {
+    /// A page of `keys`, followed by the page at `next`.
+    pub fn new(keys: Vec<KeyRecordJson>, next: Option<String>) -> Self {
+        Self { keys, next }
+    }
+}
+
+/// What revoking all keys of a user did: `{"revoked"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub struct RevokedJson {
+    /// How many keys were revoked.
+    pub revoked: usize,
+}
+
+impl RevokedJson {
+    /// `revoked` keys revoked.
+    pub fn new(revoked: usize) -> Self {
+        Self { revoked }
     }
 }
 

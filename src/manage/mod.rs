@@ -22,7 +22,8 @@ pub use actor::Actor;
 pub use error::ManageError;
 #[cfg(feature = "serde")]
 pub use json::{
-    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyRecordJson, RegenerateRequest,
+    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyPageJson, KeyRecordJson,
+    RegenerateRequest, RevokedJson,
 };
 pub use manager::{CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE};
 pub use new_key::NewKey;

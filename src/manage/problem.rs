@@ -10,12 +10,15 @@ use crate::manage::error::ManageError;
 
 /// One error of the management API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Problem {
     /// A stable URI naming the kind of error: `urn:keygate:problem:not-found`, …
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(example = "urn:keygate:problem:not-found"))]
     pub kind: String,
     /// A short summary of the kind.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub title: &'static str,
     /// The HTTP status.
     pub status: u16,

@@ -31,7 +31,8 @@ use serde::de::DeserializeOwned;
 use crate::key::id::KeyId;
 use crate::manage::actor::Actor;
 use crate::manage::json::{
-    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyRecordJson, RegenerateRequest,
+    CreateKeyRequest, CreatedKeyJson, EditKeyRequest, KeyPageJson, KeyRecordJson,
+    RegenerateRequest, RevokedJson,
 };
 use crate::manage::manager::{CreatedKey, KeyManager};
 use crate::manage::new_key::NewKey;
@@ -67,11 +68,14 @@ impl KeyManager {
             manager: self.clone(),
             resolver: Box::new(resolver),
         });
-        Router::new()
+        let router = Router::new()
             .route("/", get(list).post(create))
             .route("/{id}", get(one).patch(edit).delete(revoke))
             .route("/{id}/regenerate", post(regenerate))
-            .route("/users/{user}/revoke", post(revoke_all))
+            .route("/users/{user}/revoke", post(revoke_all));
+        #[cfg(feature = "openapi")]
+        let router = router.route("/openapi.json", get(openapi_document));
+        router
             .method_not_allowed_fallback(|| async {
                 Problem::new(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -231,6 +235,13 @@ struct ListQuery {
     after: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/", tag = "keys",
+    summary = "List the actor's keys",
+    params(
+        ("limit" = Option<usize>, Query, description = "Keys per page, 1 to 100 (default 50)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+    ),
+    responses((status = 200, description = "One page of keys, oldest first", body = KeyPageJson), (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
 async fn list(
     State(state): State<AppState>,
     Acting(actor): Acting,
@@ -269,9 +280,13 @@ async fn list(
         .iter()
         .map(|record| KeyRecordJson::new(record, state.manager.now()))
         .collect();
-    Ok(private(serde_json::json!({ "keys": page, "next": next })))
+    Ok(private(KeyPageJson::new(page, next)))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/", tag = "keys",
+    summary = "Create a key: its plaintext is in this response only",
+    request_body = CreateKeyRequest,
+    responses((status = 201, description = "The new key, shown once (`Cache-Control: no-store`)", body = CreatedKeyJson), (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 409, description = "The key is inactive, or its owner holds the most keys allowed", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
 async fn create(
     State(state): State<AppState>,
     Acting(actor): Acting,
@@ -288,6 +303,10 @@ async fn create(
     Ok(created(&state, &made))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/{id}", tag = "keys",
+    summary = "One key's record",
+    params(("id" = String, Path, description = "The key id")),
+    responses((status = 200, description = "The key's record (no secret)", body = KeyRecordJson), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key, or none the actor may see", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
 async fn one(
     State(state): State<AppState>,
     Acting(actor): Acting,
@@ -297,6 +316,11 @@ async fn one(
     Ok(record(&state, &found))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(patch, path = "/{id}", tag = "keys",
+    summary = "Rename, narrow scopes, set or clear the expiry, pause or resume",
+    params(("id" = String, Path, description = "The key id")),
+    request_body = EditKeyRequest,
+    responses((status = 200, description = "The edited record", body = KeyRecordJson), (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key, or none the actor may see", body = Problem, content_type = "application/problem+json"), (status = 409, description = "The key is inactive, or its owner holds the most keys allowed", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
 async fn edit(
     State(state): State<AppState>,
     Acting(actor): Acting,
@@ -332,6 +356,11 @@ async fn edit(
     Ok(record(&state, &edited))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/{id}/regenerate", tag = "keys",
+    summary = "A new secret; the old one stops working (after `grace` seconds, if given)",
+    params(("id" = String, Path, description = "The key id")),
+    request_body(content = Option<RegenerateRequest>, description = "Optional; an empty body means no grace"),
+    responses((status = 201, description = "The new key, shown once (`Cache-Control: no-store`)", body = CreatedKeyJson), (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key, or none the actor may see", body = Problem, content_type = "application/problem+json"), (status = 409, description = "The key is inactive, or its owner holds the most keys allowed", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
 async fn regenerate(
     State(state): State<AppState>,
     Acting(actor): Acting,
@@ -343,6 +372,10 @@ async fn regenerate(
     Ok(created(&state, &made))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/{id}", tag = "keys",
+    summary = "Revoke a key: refused from now on",
+    params(("id" = String, Path, description = "The key id")),
+    responses((status = 204, description = "Revoked"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such key, or none the actor may see", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
 async fn revoke(
     State(state): State<AppState>,
     Acting(actor): Acting,
@@ -352,12 +385,94 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The `{user}` of `/users/{user}/revoke`.
+#[derive(Deserialize)]
+struct UserSegment {
+    user: String,
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/users/{user}/revoke", tag = "keys",
+    summary = "Revoke every key of a user (app admins only)",
+    params(("user" = String, Path, description = "The user")),
+    responses((status = 200, description = "How many keys were revoked", body = RevokedJson), (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
 async fn revoke_all(
     State(state): State<AppState>,
     Acting(actor): Acting,
-    user: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    user: Result<Path<UserSegment>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, Problem> {
-    let Path(user) = user.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    // By name: nested under a path with parameters of its own (`/spaces/{space}/keys`),
+    // the path holds those too.
+    let Path(UserSegment { user }) =
+        user.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
     let revoked = state.manager.revoke_all_as(&actor, &user).await?;
-    Ok(private(serde_json::json!({ "revoked": revoked })))
+    Ok(private(RevokedJson::new(revoked)))
+}
+
+/// The management API's OpenAPI document (feature `openapi`).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "keygate management API",
+        description = "Create, list, edit, regenerate and revoke API keys on behalf of the \
+                       signed-in person or the calling key. Errors are \
+                       application/problem+json (RFC 9457) with stable `type`s."
+    ),
+    paths(list, create, one, edit, regenerate, revoke, revoke_all),
+    components(schemas(
+        KeyRecordJson, KeyPageJson, CreatedKeyJson, CreateKeyRequest, EditKeyRequest,
+        RegenerateRequest, RevokedJson, Problem
+    )),
+    tags((name = "keys", description = "API keys"))
+)]
+struct ManagementApi;
+
+#[cfg(feature = "openapi")]
+impl KeyManager {
+    /// The OpenAPI 3.1 document of [`KeyManager::management`], its paths relative to
+    /// where you nest it (`/`, `/{id}`, …). [`KeyManager::openapi_at`] places them.
+    pub fn openapi() -> utoipa::openapi::OpenApi {
+        <ManagementApi as utoipa::OpenApi>::openapi()
+    }
+
+    /// [`KeyManager::openapi`] with its paths under `base`, as axum routes them when you
+    /// `.nest(base, …)` the router: the list is `base` itself (not `base/`, which axum does
+    /// not route there). Merge it into your own document with `OpenApi::merge`; the
+    /// router serves it at `GET /openapi.json` under the path it is nested at.
+    ///
+    /// ```
+    /// use keygate::KeyManager;
+    ///
+    /// let document = KeyManager::openapi_at("/api-keys");
+    /// assert!(document.paths.paths.contains_key("/api-keys"));
+    /// assert!(document.paths.paths.contains_key("/api-keys/{id}/regenerate"));
+    /// ```
+    pub fn openapi_at(base: &str) -> utoipa::openapi::OpenApi {
+        let base = base.trim_end_matches('/');
+        let mut document = Self::openapi();
+        document.paths.paths = std::mem::take(&mut document.paths.paths)
+            .into_iter()
+            .map(|(path, item)| {
+                let joined = match (base, path.as_str()) {
+                    ("", path) => path.to_owned(),
+                    (base, "/") => base.to_owned(),
+                    (base, path) => format!("{base}{path}"),
+                };
+                (joined, item)
+            })
+            .collect();
+        document
+    }
+}
+
+/// `GET /openapi.json`: the document, its paths under the path the router is nested at.
+#[cfg(feature = "openapi")]
+async fn openapi_document(request: Request) -> Response {
+    let inner = request.uri().path();
+    let full = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(inner, |original| original.path());
+    let base = full.strip_suffix(inner).unwrap_or("");
+    private(KeyManager::openapi_at(base))
 }
