@@ -118,6 +118,8 @@ pub use key::{
 };
 pub use layer::{ApiKeyLayer, ApiKeyService, LayerStats, ResponseFuture};
 pub use limit::{Quota, RateLimit, Refill};
+#[cfg(feature = "page")]
+pub use manage::is_same_origin;
 pub use manage::{
     Actor, CreatedKey, DEFAULT_MAX_KEYS_PER_OWNER, KeyManager, MAX_GRACE, ManageError, NewKey,
 };

@@ -379,3 +379,21 @@ async fn page_escapes_what_a_key_name_holds() {
     assert!(!list.body.contains("<script>x"));
     assert!(list.body.contains("&#60;script&#62;x") || list.body.contains("&lt;script&gt;x"));
 }
+
+#[tokio::test]
+async fn space_admin_may_revoke_but_not_regenerate_another_users_token() {
+    let (app, manager) = app();
+    let theirs = manager
+        .create(NewKey::new("carol", "carol's").with_space("one"))
+        .await
+        .unwrap();
+    let id = theirs.record.id();
+    let alice = Browser::open(&app, "alice").await;
+    let page = alice.page(&app, "/spaces/one").await;
+    assert!(page.body.contains(&format!("/{}/revoke", id.as_str())));
+    assert!(!page.body.contains(&format!("/{}/regenerate", id.as_str())));
+    let ask = alice
+        .page(&app, &format!("/{}/regenerate", id.as_str()))
+        .await;
+    assert_eq!(ask.status, StatusCode::NOT_FOUND);
+}

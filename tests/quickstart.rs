@@ -759,3 +759,45 @@ async fn a_keys_usage_and_recent_denials_come_from_the_sql_trail() {
     assert!(today["allowed"].as_i64().unwrap() >= 1, "{usage}");
     assert_eq!(today["denied"], 1);
 }
+
+#[tokio::test]
+async fn user_wide_key_without_items_read_cannot_read_a_space() {
+    let demo = demo().await;
+    let (plain, _) = demo.create(&demo.admin, json!({"name": "no scopes"})).await;
+    assert_eq!(
+        demo.get("/spaces/one/items", &plain).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn items_read_opens_only_the_spaces_its_person_administers() {
+    let demo = demo().await;
+    let scopes = Scopes::new([app::ITEMS_READ]).unwrap();
+    let alice = demo
+        .manager
+        .create(NewKey::new("alice", "reader").with_scopes(scopes))
+        .await
+        .unwrap();
+    let key = alice.key.expose_secret();
+    assert_eq!(demo.get("/spaces/one/items", key).await, StatusCode::OK);
+    assert_eq!(
+        demo.get("/spaces/two/items", key).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn login_posted_from_a_foreign_origin_is_refused() {
+    let demo = demo().await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header("host", "127.0.0.1:3000")
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("user=alice&password=guess"))
+        .unwrap();
+    let response = demo.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}

@@ -414,3 +414,48 @@ async fn revoke_all_works_under_a_nest_with_parameters_of_its_own() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["revoked"], 1);
 }
+
+#[tokio::test]
+async fn scope_denial_inside_a_nest_is_audited_with_the_full_path() {
+    use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+    struct Paths(UnboundedSender<(bool, String)>);
+    impl keygate::AuditSink for Paths {
+        fn record(&self, event: &keygate::AuditEvent) {
+            let denied = matches!(event.outcome, keygate::Outcome::Denied(_));
+            let _ = self.0.send((denied, event.path().to_owned()));
+        }
+    }
+    let (sender, mut events) = unbounded_channel();
+    let keygate = Keygate::new(MemoryStore::new()).with_audit_sink(Paths(sender), 64);
+    let key = keygate
+        .manager()
+        .create(NewKey::new("alice", "no scope"))
+        .await
+        .unwrap();
+    let inner = Router::new()
+        .route("/guarded", get(|| async { "ok" }))
+        .route_layer(keygate.require_scope("keys:write").unwrap());
+    let app = Router::new().nest("/keys", inner).layer(keygate.layer());
+    let bearer = format!("Bearer {}", key.key.expose_secret());
+    let reply = call(
+        &app,
+        Method::GET,
+        "/keys/guarded",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    loop {
+        let (denied, path) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+                .await
+                .expect("the denial is audited")
+                .unwrap();
+        assert_eq!(path, "/keys/guarded");
+        if denied {
+            break;
+        }
+    }
+}

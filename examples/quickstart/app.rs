@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Redirect;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::{Json, Router};
 use keygate::{
@@ -25,6 +26,9 @@ pub use login::{PEOPLE, SETTINGS, draw_password};
 
 /// The scope that `/keys` requires.
 pub const KEYS_WRITE: &str = "keys:write";
+
+/// The scope that reads a space's items with a user-wide key.
+pub const ITEMS_READ: &str = "items:read";
 
 /// Where the app reads a key's usage over time and its recent denials: the SQL audit
 /// trail, when keys live in a database.
@@ -158,7 +162,7 @@ async fn key_usage(
     State(state): State<AppState>,
     caller: Identity,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<impl IntoResponse, Problem> {
     if !caller.scopes().contains(KEYS_WRITE) {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -190,7 +194,8 @@ async fn key_usage(
                 error,
             )
         })?;
-    Ok(Json(usage))
+    // An account's own business: no cache keeps it.
+    Ok(([(CACHE_CONTROL, "no-store")], Json(usage)))
 }
 
 async fn health() -> Json<Value> {
@@ -207,15 +212,31 @@ async fn me(identity: Identity) -> Json<Value> {
     }))
 }
 
-/// The layer has already refused keys bound to another space (403). A user-wide key
-/// reaches here: this demo has no membership table, so it lets the user in; a real app
-/// checks that the user belongs to `space` at this point.
-async fn space_items(identity: Identity, Path(space): Path<String>) -> Json<Value> {
-    Json(json!({
+/// A space's items: for a key bound to that space (the layer has already refused keys
+/// bound to another one, 403), the admin key (`keys:write`), or a user-wide key holding
+/// `items:read` of a person who administers the space. Anyone else: 403.
+async fn space_items(
+    identity: Identity,
+    Path(space): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let allowed = identity.space().is_some()
+        || identity.scopes().contains(KEYS_WRITE)
+        || (identity.scopes().contains(ITEMS_READ) && login::administers(identity.user(), &space));
+    if !allowed {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Not allowed",
+            format!(
+                "reading a space's items needs a token of that space, or {ITEMS_READ} as one of its admins"
+            ),
+        ));
+    }
+    Ok(Json(json!({
         "space": space,
         "items": ["first item", "second item"],
         "read_by": identity.key_id().as_str(),
-    }))
+    })))
 }
 
 fn unix(at: Option<SystemTime>) -> Option<u64> {

@@ -49,6 +49,11 @@ pub const PEOPLE: [Person; 2] = [
 /// The scopes a person may give their keys.
 const PERSON_SCOPES: [&str; 2] = ["items:read", "items:write"];
 
+/// Whether `user` administers `space` (the demo's whole membership table).
+pub fn administers(user: &str, space: &str) -> bool {
+    Person::named(user).is_some_and(|person| person.space == space)
+}
+
 impl Person {
     fn named(name: &str) -> Option<Self> {
         PEOPLE.into_iter().find(|person| person.name == name)
@@ -117,8 +122,12 @@ async fn signed_in(parts: &mut Parts) -> Option<Person> {
     Person::named(&name)
 }
 
-/// Sends a visitor who is not signed in to the login form.
+/// Sends a visitor who is not signed in to the login form (the page's stylesheet and
+/// script are public: the login form uses the stylesheet too).
 async fn require_login(request: axum::extract::Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/assets/") {
+        return next.run(request).await;
+    }
     let (mut parts, body) = request.into_parts();
     if signed_in(&mut parts).await.is_none() {
         return Redirect::to("/login").into_response();
@@ -143,7 +152,7 @@ async fn login(
     headers: HeaderMap,
     Form(credentials): Form<Credentials>,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !keygate::is_same_origin(&headers) {
         return page(StatusCode::FORBIDDEN, "This form came from another site.");
     }
     let matches: bool = credentials
@@ -163,20 +172,12 @@ async fn login(
 }
 
 async fn logout(session: Session, headers: HeaderMap) -> Response {
-    if !same_origin(&headers) {
+    if !keygate::is_same_origin(&headers) {
         return page(StatusCode::FORBIDDEN, "This form came from another site.");
     }
     // Nothing is left to sign out of if the store fails.
     let _ = session.flush().await;
     Redirect::to("/login").into_response()
-}
-
-/// Whether the browser says a form post comes from this origin (Fetch Metadata); the
-/// session cookie is `SameSite=Strict` besides.
-fn same_origin(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-site")
-        .is_none_or(|site| site.as_bytes() == b"same-origin")
 }
 
 /// The login form, with `message` above it.
@@ -225,5 +226,10 @@ fn page(status: StatusCode, message: &str) -> Response {
         ),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }

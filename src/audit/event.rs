@@ -38,7 +38,7 @@ pub struct AuditEvent {
 }
 
 /// Longest path kept in an event, in bytes; longer paths are cut at a char boundary.
-const MAX_PATH_LEN: usize = 512;
+pub(crate) const MAX_PATH_LEN: usize = 512;
 
 /// Longest target space kept in an event, in bytes. A resolver may read the space from a
 /// header or a path segment of any length, and up to a queue's worth of events wait in
@@ -97,7 +97,8 @@ impl fmt::Debug for AuditEvent {
     }
 }
 
-fn truncate(text: &str, max: usize) -> &str {
+/// `text` cut to at most `max` bytes, at a char boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

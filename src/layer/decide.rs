@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{Request, Response};
 
-use crate::audit::event::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, MAX_PATH_LEN, Outcome, truncate};
 use crate::context::Authenticated;
 use crate::identity::Identity;
 use crate::key::hash::KeyHash;
@@ -68,7 +68,8 @@ impl PendingKey {
             return;
         }
         span.record("http.request.method", request.method().as_str());
-        span.record("url.path", request.uri().path());
+        // Cut as audit events cut it: a path can be as long as the server allows.
+        span.record("url.path", truncate(request.uri().path(), MAX_PATH_LEN));
         if let Some(identity) = identity {
             span.record("enduser.id", identity.user());
             let scopes: Vec<&str> = identity.scopes().iter().collect();

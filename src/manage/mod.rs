@@ -11,6 +11,8 @@ pub(crate) mod new_key;
 mod on_behalf;
 #[cfg(feature = "page")]
 mod page;
+#[cfg(feature = "page")]
+pub use page::is_same_origin;
 #[cfg(feature = "router")]
 pub(crate) mod problem;
 #[cfg(feature = "router")]

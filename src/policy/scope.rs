@@ -106,7 +106,16 @@ where
                 .map_or(&self.guard.context, |layer| &layer.0),
         };
         let identity = authenticated.map(Authenticated::identity);
-        let response = context.deny(&rejection, request.method(), request.uri(), identity);
+        // Inside a nested axum router the URI has lost its prefix; audit the one the
+        // client sent.
+        #[cfg(feature = "router")]
+        let uri = request
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map_or(request.uri(), |original| &original.0);
+        #[cfg(not(feature = "router"))]
+        let uri = request.uri();
+        let response = context.deny(&rejection, request.method(), uri, identity);
         RequireScopeFuture {
             state: State::Rejected {
                 response: Some(response),

@@ -3,10 +3,11 @@
 //! carry a token that only a page this router rendered for the same person holds.
 //!
 //! The token is an HMAC, under a key of this router, of a random nonce kept in a
-//! `SameSite=Strict`, `HttpOnly` cookie and of the acting user. Another site can neither
-//! read the token from the page nor forge one for a nonce it planted in a cookie (say,
-//! from a sibling subdomain), since it lacks the key; and a token minted for one person
-//! is worthless in another person's session.
+//! `SameSite=Strict`, `HttpOnly` cookie, of the acting user and of the time it was
+//! issued. Another site can neither read the token from the page nor forge one for a
+//! nonce it planted in a cookie (say, from a sibling subdomain), since it lacks the key;
+//! a token minted for one person is worthless in another person's session; and a token
+//! expires [`TOKEN_LIFETIME`] after the page that carried it was rendered.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,9 +17,13 @@ use http::header::{COOKIE, HOST, ORIGIN};
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use sha2::Sha256;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The cookie holding the nonce.
 pub(super) const COOKIE_NAME: &str = "keygate_csrf";
+
+/// How long a rendered form stays good to post.
+pub(super) const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3_600);
 
 /// Bytes of randomness in a nonce.
 const NONCE_BYTES: usize = 32;
@@ -55,40 +60,53 @@ impl CsrfKey {
         random_bytes().map(|bytes| Self::new(&bytes))
     }
 
-    /// The token of `nonce` for `user`.
-    pub(super) fn token(&self, nonce: &str, user: &str) -> String {
-        URL_SAFE_NO_PAD.encode(self.mac(nonce, user).finalize().into_bytes())
+    /// The token of `nonce` for `user`, issued at `now`: `<unix seconds>.<tag>`.
+    pub(super) fn token(&self, nonce: &str, user: &str, now: SystemTime) -> String {
+        let issued = unix(now);
+        let tag = self.mac(nonce, user, issued).finalize().into_bytes();
+        format!("{issued}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
-    fn mac(&self, nonce: &str, user: &str) -> Hmac<Sha256> {
+    fn mac(&self, nonce: &str, user: &str, issued: u64) -> Hmac<Sha256> {
         let mut mac = self.0.clone();
         mac.update(b"keygate settings form\0");
         mac.update(nonce.as_bytes());
         mac.update(b"\0");
         mac.update(user.as_bytes());
+        mac.update(b"\0");
+        mac.update(&issued.to_be_bytes());
         mac
     }
 
-    /// Whether `token` is the one of `nonce` for `user`, compared in constant time.
-    fn verifies(&self, nonce: &str, user: &str, token: &str) -> bool {
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(token) else {
+    /// Whether `token` is one of `nonce` for `user`, compared in constant time, and
+    /// still good at `now`.
+    fn verifies(&self, nonce: &str, user: &str, token: &str, now: SystemTime) -> bool {
+        let Some((issued, tag)) = token.split_once('.') else {
             return false;
         };
-        self.mac(nonce, user).verify_slice(&tag).is_ok()
+        let (Ok(issued), Ok(tag)) = (issued.parse::<u64>(), URL_SAFE_NO_PAD.decode(tag)) else {
+            return false;
+        };
+        let now = unix(now);
+        // A minute of slack for clocks that differ between the instances of a fleet.
+        let fresh = issued <= now.saturating_add(60)
+            && now.saturating_sub(issued) <= TOKEN_LIFETIME.as_secs();
+        self.mac(nonce, user, issued).verify_slice(&tag).is_ok() && fresh
     }
 
-    /// Checks a form post of `user` with `headers` and the submitted `token`.
+    /// Checks a form post of `user` with `headers` and the submitted `token` at `now`.
     pub(super) fn check(
         &self,
         headers: &HeaderMap,
         user: &str,
         token: Option<&str>,
+        now: SystemTime,
     ) -> Result<(), Refusal> {
-        if !same_origin(headers) {
+        if !is_same_origin(headers) {
             return Err(Refusal::CrossOrigin);
         }
         match (nonce_of(headers), token) {
-            (Some(nonce), Some(token)) if self.verifies(nonce, user, token) => Ok(()),
+            (Some(nonce), Some(token)) if self.verifies(nonce, user, token, now) => Ok(()),
             _ => Err(Refusal::BadToken),
         }
     }
@@ -133,12 +151,32 @@ pub(super) fn set_cookie(nonce: &str, secure: bool) -> String {
     format!("{COOKIE_NAME}={nonce}; Path=/; HttpOnly; SameSite=Strict{secure}")
 }
 
-/// Whether the browser says the request comes from this very origin. `Sec-Fetch-Site`
-/// when the browser sends it (every current one does); else `Origin` against `Host`.
-/// A request carrying neither (not a browser) is judged by its token alone.
-fn same_origin(headers: &HeaderMap) -> bool {
+fn unix(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Whether the browser says a request comes from this very origin: `Sec-Fetch-Site`, when
+/// sent (every current browser does), must be `same-origin`, and `Origin`, when sent,
+/// must name the `Host` the request went to (`null` never does). A request carrying
+/// neither (not a browser) passes: the settings page judges it by its CSRF token alone.
+///
+/// The settings page checks every form post with it; use it for your own forms (a login
+/// form, say) too.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("host", HeaderValue::from_static("app.example"));
+/// headers.insert("origin", HeaderValue::from_static("https://evil.example"));
+/// assert!(!keygate::is_same_origin(&headers));
+/// ```
+pub fn is_same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
-        return site.as_bytes() == b"same-origin";
+        if site.as_bytes() != b"same-origin" {
+            return false;
+        }
     }
     let Some(origin) = headers.get(ORIGIN) else {
         return true;
@@ -170,6 +208,50 @@ mod tests {
         new_nonce().unwrap()
     }
 
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    #[test]
+    fn token_expires_after_its_lifetime() {
+        let key = CsrfKey::random().unwrap();
+        let nonce = nonce();
+        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let map = headers(&[("cookie", &cookie)]);
+        let token = key.token(&nonce, "alice", now());
+        let later = now() + TOKEN_LIFETIME;
+        assert_eq!(key.check(&map, "alice", Some(&token), later), Ok(()));
+        assert_eq!(
+            key.check(&map, "alice", Some(&token), later + Duration::from_secs(1)),
+            Err(Refusal::BadToken)
+        );
+    }
+
+    #[test]
+    fn token_with_a_forged_issue_time_is_refused() {
+        let key = CsrfKey::random().unwrap();
+        let nonce = nonce();
+        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let map = headers(&[("cookie", &cookie)]);
+        let token = key.token(&nonce, "alice", now());
+        let (_, tag) = token.split_once('.').unwrap();
+        let moved = format!("{}.{tag}", 1_800_000_000u64 + 3_600);
+        assert_eq!(
+            key.check(&map, "alice", Some(&moved), now()),
+            Err(Refusal::BadToken)
+        );
+    }
+
+    #[test]
+    fn fetch_metadata_does_not_excuse_a_foreign_origin() {
+        let map = headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://evil.example"),
+            ("host", "app.example"),
+        ]);
+        assert!(!is_same_origin(&map));
+    }
+
     #[test]
     fn token_of_the_same_nonce_and_user_passes() {
         let key = CsrfKey::random().unwrap();
@@ -177,7 +259,12 @@ mod tests {
         let cookie = format!("{COOKIE_NAME}={nonce}");
         let map = headers(&[("cookie", &cookie), ("sec-fetch-site", "same-origin")]);
         assert_eq!(
-            key.check(&map, "alice", Some(&key.token(&nonce, "alice"))),
+            key.check(
+                &map,
+                "alice",
+                Some(&key.token(&nonce, "alice", now())),
+                now()
+            ),
             Ok(())
         );
     }
@@ -189,7 +276,12 @@ mod tests {
         let cookie = format!("{COOKIE_NAME}={nonce}");
         let map = headers(&[("cookie", &cookie)]);
         assert_eq!(
-            key.check(&map, "alice", Some(&key.token(&nonce, "mallory"))),
+            key.check(
+                &map,
+                "alice",
+                Some(&key.token(&nonce, "mallory", now())),
+                now()
+            ),
             Err(Refusal::BadToken)
         );
     }
@@ -201,7 +293,12 @@ mod tests {
         let cookie = format!("{COOKIE_NAME}={nonce}");
         let map = headers(&[("cookie", &cookie)]);
         assert_eq!(
-            key.check(&map, "alice", Some(&other.token(&nonce, "alice"))),
+            key.check(
+                &map,
+                "alice",
+                Some(&other.token(&nonce, "alice", now())),
+                now()
+            ),
             Err(Refusal::BadToken)
         );
     }
@@ -209,9 +306,9 @@ mod tests {
     #[test]
     fn post_without_the_cookie_is_refused() {
         let key = CsrfKey::random().unwrap();
-        let token = key.token(&nonce(), "alice");
+        let token = key.token(&nonce(), "alice", now());
         assert_eq!(
-            key.check(&HeaderMap::new(), "alice", Some(&token)),
+            key.check(&HeaderMap::new(), "alice", Some(&token), now()),
             Err(Refusal::BadToken)
         );
     }
@@ -221,11 +318,11 @@ mod tests {
         let key = CsrfKey::random().unwrap();
         let nonce = nonce();
         let cookie = format!("{COOKIE_NAME}={nonce}");
-        let token = key.token(&nonce, "alice");
+        let token = key.token(&nonce, "alice", now());
         for site in ["cross-site", "same-site", "none"] {
             let map = headers(&[("cookie", &cookie), ("sec-fetch-site", site)]);
             assert_eq!(
-                key.check(&map, "alice", Some(&token)),
+                key.check(&map, "alice", Some(&token), now()),
                 Err(Refusal::CrossOrigin),
                 "{site}"
             );
@@ -237,7 +334,7 @@ mod tests {
         let key = CsrfKey::random().unwrap();
         let nonce = nonce();
         let cookie = format!("{COOKIE_NAME}={nonce}");
-        let token = key.token(&nonce, "alice");
+        let token = key.token(&nonce, "alice", now());
         for origin in ["https://evil.example", "null", "http://app.example.evil"] {
             let map = headers(&[
                 ("cookie", &cookie),
@@ -245,7 +342,7 @@ mod tests {
                 ("host", "app.example"),
             ]);
             assert_eq!(
-                key.check(&map, "alice", Some(&token)),
+                key.check(&map, "alice", Some(&token), now()),
                 Err(Refusal::CrossOrigin),
                 "{origin}"
             );
@@ -255,7 +352,7 @@ mod tests {
             ("origin", "https://app.example"),
             ("host", "app.example"),
         ]);
-        assert_eq!(key.check(&map, "alice", Some(&token)), Ok(()));
+        assert_eq!(key.check(&map, "alice", Some(&token), now()), Ok(()));
     }
 
     #[test]

@@ -52,6 +52,7 @@ use crate::manage::resolver::ActorResolver;
 use crate::record::KeyRecord;
 use crate::scopes::Scopes;
 use crate::store::page::Page;
+pub use csrf::is_same_origin;
 use csrf::{CsrfKey, Refusal};
 use form::{Form, FormError};
 use view::{Confirm, ErrorPage, Keys, Row, Shown, SpaceLink, segment};
@@ -191,6 +192,8 @@ struct Visit {
     nonce: String,
     /// Set when the nonce is new to this browser.
     set_cookie: Option<String>,
+    /// The manager's clock, read once.
+    now: std::time::SystemTime,
 }
 
 impl FromRequestParts<AppState> for Visit {
@@ -236,6 +239,7 @@ impl FromRequestParts<AppState> for Visit {
             csrf,
             nonce,
             set_cookie,
+            now: state.manager.now(),
         })
     }
 }
@@ -243,7 +247,7 @@ impl FromRequestParts<AppState> for Visit {
 impl Visit {
     /// The token this person's forms carry.
     fn token(&self) -> String {
-        self.csrf.token(&self.nonce, self.actor.user())
+        self.csrf.token(&self.nonce, self.actor.user(), self.now)
     }
 
     fn page(&self, status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
@@ -279,10 +283,12 @@ impl Visit {
                 &format!("The form has no single field {field:?}."),
             ),
         })?;
-        match self
-            .csrf
-            .check(&self.headers, self.actor.user(), form.csrf.as_deref())
-        {
+        match self.csrf.check(
+            &self.headers,
+            self.actor.user(),
+            form.csrf.as_deref(),
+            self.now,
+        ) {
             Ok(()) => Ok(form),
             Err(Refusal::CrossOrigin) => Err(self.error(
                 StatusCode::FORBIDDEN,
@@ -355,7 +361,9 @@ fn secure_headers(headers: &mut HeaderMap) {
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it a browser sends `Origin: null` with the page's own form
+    // posts, which the CSRF check refuses. No key is ever in a URL.
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
@@ -437,7 +445,7 @@ async fn keys_page(
         rows: records
             .iter()
             .rev()
-            .map(|record| Row::new(record, now))
+            .map(|record| Row::new(record, now, visit.actor.owns(record)))
             .collect(),
         admin_spaces: spaces.iter().map(|space| SpaceLink::new(space)).collect(),
         back: None,
@@ -490,7 +498,7 @@ async fn space_page(
         rows: records
             .iter()
             .rev()
-            .map(|record| Row::new(record, now))
+            .map(|record| Row::new(record, now, visit.actor.owns(record)))
             .collect(),
         admin_spaces: Vec::new(),
         back: Some(home(&visit.base)),
@@ -659,6 +667,10 @@ async fn confirm(
         },
         Err(response) => return response,
     };
+    if action == "regenerate" && !visit.actor.owns(&record) {
+        // As `regenerate_as` answers: someone else's key is not the actor's to replace.
+        return visit.failed(ManageError::NotFound);
+    }
     let token = visit.token();
     let page = Confirm {
         base: &visit.base,

@@ -87,8 +87,9 @@ pub(super) struct Row {
 }
 
 impl Row {
-    /// The row of `record`, its state judged at `now`.
-    pub(super) fn new(record: &KeyRecord, now: SystemTime) -> Self {
+    /// The row of `record`, its state judged at `now`; only an `owned` key can be
+    /// regenerated (a new secret for someone else's key would let its admin act as them).
+    pub(super) fn new(record: &KeyRecord, now: SystemTime, owned: bool) -> Self {
         let identity = &record.identity;
         let state = state_of(record, now);
         Self {
@@ -105,7 +106,7 @@ impl Row {
                 (None, Some(at)) if at > now => Some(format!("expires {}", when(at))),
                 _ => None,
             },
-            can_regenerate: matches!(state, "active" | "paused"),
+            can_regenerate: owned && matches!(state, "active" | "paused"),
             can_revoke: state != "revoked",
         }
     }
