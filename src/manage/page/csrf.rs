@@ -173,10 +173,11 @@ fn unix(at: SystemTime) -> u64 {
 /// assert!(!keygate::is_same_origin(&headers));
 /// ```
 pub fn is_same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes() != b"same-origin" {
-            return false;
-        }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() != b"same-origin")
+    {
+        return false;
     }
     let Some(origin) = headers.get(ORIGIN) else {
         return true;
