@@ -86,6 +86,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  sign in as {} with password {password}",
         people.join(" or ")
     );
+    println!("  then try a key it shows you: curl -i {base}/me -H \"Authorization: Bearer <key>\"");
+    println!(
+        "OpenAPI document of /keys: curl -s {base}/keys/openapi.json -H \"X-API-Key: $API_KEY\""
+    );
     println!();
     println!("export API_KEY={}", admin.key.expose_secret());
     drop(admin);
