@@ -26,6 +26,9 @@ use tower::ServiceExt;
 
 const PASSWORD: &str = "browser-test-password";
 
+/// The quickstart's address, which its host check answers to.
+static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// chromedriver, stopped when the test ends, however it ends.
 struct Driver(Child);
 
@@ -113,6 +116,7 @@ fn hostile_page(action: String) -> Router {
 async fn api(app: &Router, path: &str, key: &str) -> StatusCode {
     let request = Request::builder()
         .uri(path)
+        .header("host", HOST.get().unwrap().as_str())
         .header("authorization", format!("Bearer {key}"))
         .body(Body::empty())
         .unwrap();
@@ -189,14 +193,21 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
     let url = format!("sqlite://{}", dir.path().join("keys.db").display());
     let keygate = Keygate::new(SqliteStore::connect(&url).await.unwrap())
         .with_format(KeyFormat::with_prefix("kg_live").unwrap());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let site = listener.local_addr().unwrap();
     let options = app::Options {
         trail: None,
         password: Some(PASSWORD.to_owned()),
+        hosts: Some(vec![site.to_string()]),
     };
     let (quickstart, keygate) = app::build(&keygate, options).unwrap();
     let manager = keygate.manager();
-    let site = serve(quickstart.clone(), "127.0.0.1").await;
+    let app = quickstart.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let base = format!("http://{site}");
+    HOST.set(site.to_string()).unwrap();
     let (_driver, port) = driver().await;
     let client = browser(port, &dir.path().join("profile")).await;
     let shots = Shots::new();

@@ -801,3 +801,51 @@ async fn login_posted_from_a_foreign_origin_is_refused() {
     let response = demo.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_host_the_server_does_not_own_is_refused() {
+    let keygate = Keygate::new(MemoryStore::new());
+    let options = app::Options {
+        hosts: Some(vec!["127.0.0.1:3000".to_owned()]),
+        ..app::Options::default()
+    };
+    let (app, _) = app::build(&keygate, options).unwrap();
+    let status = |host: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = Request::builder()
+                .uri("/health")
+                .header("host", host)
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(request).await.unwrap().status()
+        }
+    };
+    assert_eq!(status("127.0.0.1:3000").await, StatusCode::OK);
+    assert_eq!(
+        status("rebound.example").await,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn password_guessing_is_throttled_per_user() {
+    let demo = demo().await;
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("user=bob&password=guess"))
+            .unwrap();
+        statuses.push(demo.app.clone().oneshot(request).await.unwrap().status());
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
+}

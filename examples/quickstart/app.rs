@@ -9,9 +9,11 @@ mod login;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::extract::Request;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::header::CACHE_CONTROL;
+use axum::http::header::{CACHE_CONTROL, HOST};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -92,6 +94,10 @@ pub struct Options {
     pub trail: Option<Arc<dyn Trail>>,
     /// The demo login's password; `None` draws one (nobody can sign in without it).
     pub password: Option<String>,
+    /// The `Host` values the app answers; `None` answers any. A server on 127.0.0.1
+    /// names its own, so that a web page whose domain is re-pointed at 127.0.0.1 (DNS
+    /// rebinding) is not "same origin" with the settings page.
+    pub hosts: Option<Vec<String>>,
 }
 
 /// What the handlers share.
@@ -117,7 +123,7 @@ pub fn router_with_trail<S: KeyStoreWrite>(
         keygate,
         Options {
             trail,
-            password: None,
+            ..Options::default()
         },
     )
 }
@@ -153,6 +159,23 @@ pub fn build<S: KeyStoreWrite>(
         .merge(people)
         .route("/health", get(health))
         .route("/", get(|| async { Redirect::to(login::SETTINGS) }));
+    let app = match options.hosts {
+        Some(hosts) => app.layer(middleware::from_fn(move |request: Request, next: Next| {
+            let known = request
+                .headers()
+                .get(HOST)
+                .and_then(|host| host.to_str().ok())
+                .is_some_and(|host| hosts.iter().any(|known| known.eq_ignore_ascii_case(host)));
+            async move {
+                if known {
+                    next.run(request).await
+                } else {
+                    (StatusCode::MISDIRECTED_REQUEST, "unknown host").into_response()
+                }
+            }
+        })),
+        None => app,
+    };
     Ok((app, keygate))
 }
 
@@ -202,8 +225,8 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn me(identity: Identity) -> Json<Value> {
-    Json(json!({
+async fn me(identity: Identity) -> impl IntoResponse {
+    private(json!({
         "key_id": identity.key_id().as_str(),
         "user": identity.user(),
         "space": identity.space(),
@@ -212,13 +235,18 @@ async fn me(identity: Identity) -> Json<Value> {
     }))
 }
 
+/// JSON that no cache keeps: it answers for one key.
+fn private(value: Value) -> impl IntoResponse {
+    ([(CACHE_CONTROL, "no-store")], Json(value))
+}
+
 /// A space's items: for a key bound to that space (the layer has already refused keys
 /// bound to another one, 403), the admin key (`keys:write`), or a user-wide key holding
 /// `items:read` of a person who administers the space. Anyone else: 403.
 async fn space_items(
     identity: Identity,
     Path(space): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<impl IntoResponse, Problem> {
     let allowed = identity.space().is_some()
         || identity.scopes().contains(KEYS_WRITE)
         || (identity.scopes().contains(ITEMS_READ) && login::administers(identity.user(), &space));
@@ -232,7 +260,7 @@ async fn space_items(
             ),
         ));
     }
-    Ok(Json(json!({
+    Ok(private(json!({
         "space": space,
         "items": ["first item", "second item"],
         "read_by": identity.key_id().as_str(),

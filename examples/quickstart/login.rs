@@ -2,9 +2,11 @@
 //! whoever is signed in. A real app has its own accounts; what keygate needs from it is
 //! the `ActorResolver` below, which names the signed-in person.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use askama::Template;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -65,9 +67,13 @@ impl Person {
     }
 }
 
-/// The password, shared by the handlers.
+/// The password, and the throttle on guessing it, shared by the handlers.
 #[derive(Clone)]
-struct Password(Arc<str>);
+struct Password {
+    password: Arc<str>,
+    /// At most 10 attempts a minute per user name: guessing takes ages.
+    attempts: Arc<DefaultKeyedRateLimiter<String>>,
+}
 
 /// `/login`, `/logout` and the settings page, in one session layer.
 pub fn routes(manager: &KeyManager, password: Option<String>) -> Router {
@@ -85,7 +91,12 @@ pub fn routes(manager: &KeyManager, password: Option<String>) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
-        .with_state(Password(password.into()))
+        .with_state(Password {
+            password: password.into(),
+            attempts: Arc::new(RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            ))),
+        })
         .nest(SETTINGS, page)
         .layer(sessions)
 }
@@ -147,7 +158,7 @@ struct Credentials {
 }
 
 async fn login(
-    State(Password(password)): State<Password>,
+    State(Password { password, attempts }): State<Password>,
     session: Session,
     headers: HeaderMap,
     Form(credentials): Form<Credentials>,
@@ -155,15 +166,23 @@ async fn login(
     if !keygate::is_same_origin(&headers) {
         return page(StatusCode::FORBIDDEN, "This form came from another site.");
     }
+    let Some(person) = Person::named(&credentials.user) else {
+        return page(StatusCode::UNAUTHORIZED, "Wrong user or password.");
+    };
+    if attempts.check_key(&person.name.to_owned()).is_err() {
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts; wait a minute and try again.",
+        );
+    }
     let matches: bool = credentials
         .password
         .as_bytes()
         .ct_eq(password.as_bytes())
         .into();
-    let Some(person) = Person::named(&credentials.user).filter(|_| matches && !password.is_empty())
-    else {
+    if !matches || password.is_empty() {
         return page(StatusCode::UNAUTHORIZED, "Wrong user or password.");
-    };
+    }
     // A new session id at sign-in, so that an id planted before cannot ride on it.
     if session.cycle_id().await.is_err() || session.insert(SIGNED_IN, person.name).await.is_err() {
         return page(StatusCode::SERVICE_UNAVAILABLE, "Sessions are unavailable.");
@@ -227,6 +246,10 @@ fn page(status: StatusCode, message: &str) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -68,13 +68,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .ok()
         .filter(|password| !password.is_empty())
         .unwrap_or_else(app::draw_password);
+    let listener = tokio::net::TcpListener::bind(&address).await?;
+    let local = listener.local_addr()?;
+    let base = format!("http://{local}");
     let options = app::Options {
         trail: trail.map(app::as_trail),
         password: Some(password.clone()),
+        hosts: own_hosts(local),
     };
     let (router, keygate) = app::build(&keygate, options)?;
-    let listener = tokio::net::TcpListener::bind(&address).await?;
-    let base = format!("http://{}", listener.local_addr()?);
     println!(
         "keygate quickstart listening on {base} (keys in {})",
         database.split('@').next_back().unwrap_or(&database)
@@ -125,6 +127,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 /// What must stay alive while the store serves (the PostgreSQL invalidation listener).
 type Keep = Option<Box<dyn std::any::Any + Send>>;
+
+/// The `Host` values a server on the loopback interface answers: its own names. A server
+/// on another address answers any (put it behind a proxy that checks).
+fn own_hosts(local: std::net::SocketAddr) -> Option<Vec<String>> {
+    let port = local.port();
+    local.ip().is_loopback().then(|| {
+        vec![
+            local.to_string(),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]
+    })
+}
 
 /// Where keys live when `DATABASE_URL` is unset: a file beside the working directory.
 const DEFAULT_DATABASE: &str = "sqlite://keygate-quickstart.db";

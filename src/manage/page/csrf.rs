@@ -87,6 +87,10 @@ impl CsrfKey {
         let (Ok(issued), Ok(tag)) = (issued.parse::<u64>(), URL_SAFE_NO_PAD.decode(tag)) else {
             return false;
         };
+        // As `token` writes it, no other spelling (`+1`, `01`) of the same time.
+        if !token.starts_with(&format!("{issued}.")) {
+            return false;
+        }
         let now = unix(now);
         // A minute of slack for clocks that differ between the instances of a fleet.
         let fresh = issued <= now.saturating_add(60)
@@ -241,6 +245,22 @@ mod tests {
             key.check(&map, "alice", Some(&moved), now()),
             Err(Refusal::BadToken)
         );
+    }
+
+    #[test]
+    fn token_respelling_its_issue_time_is_refused() {
+        let key = CsrfKey::random().unwrap();
+        let nonce = nonce();
+        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let map = headers(&[("cookie", &cookie)]);
+        let token = key.token(&nonce, "alice", now());
+        for respelt in [format!("0{token}"), format!("+{token}")] {
+            assert_eq!(
+                key.check(&map, "alice", Some(&respelt), now()),
+                Err(Refusal::BadToken),
+                "{respelt}"
+            );
+        }
     }
 
     #[test]
