@@ -150,16 +150,33 @@ async fn click(client: &Client, locator: Locator<'_>) {
         .unwrap();
 }
 
+/// The text of the first `css` element, once the page holding it has settled: an element
+/// found while the previous page is being replaced goes stale, so look again.
 async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    for _ in 0..200 {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {css} on {:?}", client.current_url().await);
+}
+
+/// Waits (at most 10 s) until the browser is on a page whose path satisfies `wanted`.
+async fn wait_for_path(client: &Client, wanted: impl Fn(&str) -> bool) {
+    for _ in 0..200 {
+        if client
+            .current_url()
+            .await
+            .is_ok_and(|url| wanted(url.path()))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("still on {:?}", client.current_url().await);
 }
 
 /// The key the page shows once.
@@ -233,6 +250,7 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
         Locator::XPath("//button[normalize-space()='Sign in']"),
     )
     .await;
+    wait_for_path(&client, |path| path == app::SETTINGS).await;
     assert_eq!(text_of(&client, "h1").await, "API keys");
     assert_eq!(current_path(&client).await, app::SETTINGS);
 
@@ -241,11 +259,19 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
     assert!(first.starts_with("kg_live_"), "{first}");
     let warning = text_of(&client, ".warning").await;
     assert!(warning.contains("will not be displayed again"), "{warning}");
-    let copy = client
-        .find(Locator::Css("button.copy-button"))
-        .await
-        .unwrap();
-    assert!(copy.is_displayed().await.unwrap(), "the script showed Copy");
+    // The script un-hides Copy once the page has loaded.
+    let mut shown = false;
+    for _ in 0..100 {
+        let copy = client.find(Locator::Css("button.copy-button")).await;
+        if let Ok(copy) = copy
+            && copy.is_displayed().await.unwrap_or(false)
+        {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(shown, "the script showed Copy");
     shots.take(&client, "02-key-shown-once").await;
 
     // 3. The key works against the API.
@@ -253,6 +279,7 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
 
     // 4. Done → the list names the key, never its secret.
     click(&client, Locator::LinkText("Done")).await;
+    wait_for_path(&client, |path| path == app::SETTINGS).await;
     let listed = client.source().await.unwrap();
     assert!(listed.contains("CI deploys"));
     assert!(!listed.contains(&first), "the list holds no secret");
@@ -260,6 +287,7 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
 
     // 5. Regenerate, confirmed: the old key 401, the new one 200.
     click(&client, Locator::Css("td.actions a[href$='/regenerate']")).await;
+    wait_for_path(&client, |path| path.ends_with("/regenerate")).await;
     let question = text_of(&client, "h1").await;
     assert_eq!(question, "Regenerate “CI deploys”?");
     shots.take(&client, "04-confirm-regenerate").await;
@@ -278,12 +306,15 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
 
     // 6. Revoke, confirmed: the key 401, and the page says so.
     click(&client, Locator::LinkText("Done")).await;
+    wait_for_path(&client, |path| path == app::SETTINGS).await;
     click(&client, Locator::Css("td.actions a[href$='/revoke']")).await;
+    wait_for_path(&client, |path| path.ends_with("/revoke")).await;
     click(
         &client,
         Locator::XPath("//button[normalize-space()='Revoke']"),
     )
     .await;
+    wait_for_path(&client, |path| path == app::SETTINGS).await;
     let notice = text_of(&client, ".notice").await;
     assert!(notice.contains("Key revoked"), "{notice}");
     assert_eq!(
@@ -300,6 +331,7 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
 
     // 8. A space token opens its space only.
     click(&client, Locator::LinkText("API tokens of one")).await;
+    wait_for_path(&client, |path| path.ends_with("/spaces/one")).await;
     let token = add_key(&client, "deploy one").await;
     shots.take(&client, "05-space-token-shown-once").await;
     assert_eq!(
@@ -311,6 +343,7 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
         StatusCode::FORBIDDEN
     );
     click(&client, Locator::LinkText("Done")).await;
+    wait_for_path(&client, |path| path.ends_with("/spaces/one")).await;
     shots.take(&client, "06-space-tokens").await;
     let keys_before = manager.list_by_user("alice").await.unwrap().len();
 
@@ -319,6 +352,7 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
     let action = format!("{base}{}/create", app::SETTINGS);
     let sibling = serve(hostile_page(action.clone()), "127.0.0.1").await;
     client.goto(&format!("http://{sibling}/")).await.unwrap();
+    wait_for_path(&client, |path| path.ends_with("/create")).await;
     assert_eq!(text_of(&client, "h1").await, "Refused");
     shots.take(&client, "07-cross-origin-post-refused").await;
     // ...and one from another site (`localhost` is another site than `127.0.0.1`)
@@ -326,6 +360,7 @@ async fn a_person_adds_sees_once_regenerates_and_revokes_a_key_in_a_browser() {
     let elsewhere = serve(hostile_page(action), "127.0.0.1").await;
     let elsewhere = format!("http://localhost:{}/", elsewhere.port());
     client.goto(&elsewhere).await.unwrap();
+    wait_for_path(&client, |path| path == "/login").await;
     assert_eq!(text_of(&client, "h1").await, "Sign in");
     assert_eq!(
         manager.list_by_user("alice").await.unwrap().len(),
