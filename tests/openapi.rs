@@ -18,14 +18,16 @@ fn document() -> Value {
 }
 
 /// Every `(method, path)` the router answers, as the router is written.
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 9] = [
     ("get", "/"),
     ("post", "/"),
     ("get", "/{id}"),
     ("patch", "/{id}"),
     ("delete", "/{id}"),
     ("post", "/{id}/regenerate"),
+    ("get", "/users/{user}"),
     ("post", "/users/{user}/revoke"),
+    ("get", "/spaces/{space}"),
 ];
 
 fn operations(document: &Value) -> BTreeSet<(String, String)> {
@@ -109,7 +111,8 @@ async fn every_documented_operation_is_routed() {
     for (method, path) in operations(&document) {
         let path = path
             .replace("{id}", "abcdefghijklmnop")
-            .replace("{user}", "alice");
+            .replace("{user}", "alice")
+            .replace("{space}", "acme");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let (status, body) = call(&app, method.clone(), &path).await;
         // Routed: the actor check answers (no key was sent), not the 404/405 fallbacks.

@@ -10,7 +10,9 @@
 //! | `PATCH /{id}` | rename, narrow scopes, set or clear the expiry, pause or resume |
 //! | `POST /{id}/regenerate` | a new secret, 201 with it once; `{"grace"?}` |
 //! | `DELETE /{id}` | revoke: 204 |
+//! | `GET /users/{user}` `?limit=&after=` | a user's keys: one's own, or anyone's for an app admin |
 //! | `POST /users/{user}/revoke` | revoke every key of a user (app admins only): `{"revoked"}` |
+//! | `GET /spaces/{space}` `?limit=&after=` | a space's keys: all for its admins, else one's own |
 //!
 //! Errors are `application/problem+json` ([`Problem`]).
 
@@ -40,6 +42,7 @@ use crate::manage::problem::Problem;
 use crate::manage::resolver::ActorResolver;
 use crate::scopes::Scopes;
 use crate::store::edit::KeyEdit;
+use crate::store::page::{Cursor, Page};
 
 /// What the routes share.
 struct Shared {
@@ -72,7 +75,9 @@ impl KeyManager {
             .route("/", get(list).post(create))
             .route("/{id}", get(one).patch(edit).delete(revoke))
             .route("/{id}/regenerate", post(regenerate))
-            .route("/users/{user}/revoke", post(revoke_all));
+            .route("/users/{user}", get(list_user))
+            .route("/users/{user}/revoke", post(revoke_all))
+            .route("/spaces/{space}", get(list_space));
         #[cfg(feature = "openapi")]
         let router = router.route("/openapi.json", get(openapi_document));
         router
@@ -235,6 +240,109 @@ struct ListQuery {
     after: Option<String>,
 }
 
+/// The page size a query asks for: 50 unless it says, 1 to 100.
+fn page_limit(query: &ListQuery) -> Result<usize, Problem> {
+    match query.limit {
+        None => Ok(50),
+        Some(limit @ 1..=100) => Ok(limit),
+        Some(_) => Err(Problem::bad_request("`limit` is 1 to 100")),
+    }
+}
+
+/// The store page a query asks for, one key longer than `limit`: the extra key says
+/// whether a next page exists, and is not shown.
+fn store_page(query: &ListQuery, limit: usize) -> Result<Page, Problem> {
+    let after = match &query.after {
+        None => None,
+        Some(after) => {
+            let bad = || Problem::bad_request("`after` takes the `next` of a page");
+            let (nanos, id) = parse_cursor(after).ok_or_else(bad)?;
+            let nanos = u64::try_from(nanos).map_err(|_| bad())?;
+            Some(Cursor {
+                created_at: std::time::UNIX_EPOCH + Duration::from_nanos(nanos),
+                id: KeyId::parse(&id).map_err(|_| bad())?,
+            })
+        }
+    };
+    Ok(Page {
+        after,
+        limit: limit + 1,
+    })
+}
+
+/// A page of `records` (read one longer than `limit`) as the API answers it.
+fn answer_page(
+    state: &AppState,
+    mut records: Vec<crate::record::KeyRecord>,
+    limit: usize,
+) -> Response {
+    let more = records.len() > limit;
+    records.truncate(limit);
+    let next = more.then(|| records.last().map(cursor_of)).flatten();
+    let now = state.manager.now();
+    let keys = records
+        .iter()
+        .map(|record| KeyRecordJson::new(record, now))
+        .collect();
+    private(KeyPageJson::new(keys, next))
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/users/{user}", tag = "keys",
+    summary = "A user's keys: one's own, or any user's for an app admin",
+    params(
+        ("user" = String, Path, description = "The user"),
+        ("limit" = Option<usize>, Query, description = "Keys per page, 1 to 100 (default 50)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+    ),
+    responses((status = 200, description = "One page of keys, oldest first", body = KeyPageJson), (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
+async fn list_user(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    user: Result<Path<UserSegment>, axum::extract::rejection::PathRejection>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Path(UserSegment { user }) =
+        user.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    let limit = page_limit(&query)?;
+    let records = state
+        .manager
+        .list_user_as(&actor, &user, store_page(&query, limit)?)
+        .await?;
+    Ok(answer_page(&state, records, limit))
+}
+
+/// The `{space}` of `/spaces/{space}`.
+#[derive(Deserialize)]
+struct SpaceSegment {
+    space: String,
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/spaces/{space}", tag = "keys",
+    summary = "A space's keys: all of them for its admins, otherwise one's own",
+    params(
+        ("space" = String, Path, description = "The space"),
+        ("limit" = Option<usize>, Query, description = "Keys per page, 1 to 100 (default 50)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+    ),
+    responses((status = 200, description = "One page of keys, oldest first", body = KeyPageJson), (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No one is signed in, or no key was sent", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The actor may not do this", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json"))))]
+async fn list_space(
+    State(state): State<AppState>,
+    Acting(actor): Acting,
+    space: Result<Path<SpaceSegment>, axum::extract::rejection::PathRejection>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Path(SpaceSegment { space }) =
+        space.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    let limit = page_limit(&query)?;
+    let records = state
+        .manager
+        .list_space_as(&actor, &space, store_page(&query, limit)?)
+        .await?;
+    Ok(answer_page(&state, records, limit))
+}
+
 #[cfg_attr(feature = "openapi", utoipa::path(get, path = "/", tag = "keys",
     summary = "List the actor's keys",
     params(
@@ -267,11 +375,7 @@ async fn list(
                 .unwrap_or(records.len())
         }
     };
-    let limit = match query.limit {
-        None => 50,
-        Some(limit @ 1..=100) => limit,
-        Some(_) => return Err(Problem::bad_request("`limit` is 1 to 100")),
-    };
+    let limit = page_limit(&query)?;
     let shown: Vec<_> = records.iter().skip(start).take(limit).collect();
     let next = (start + shown.len() < records.len())
         .then(|| shown.last().map(|last| cursor_of(last)))
@@ -418,7 +522,7 @@ async fn revoke_all(
                        signed-in person or the calling key. Errors are \
                        application/problem+json (RFC 9457) with stable `type`s."
     ),
-    paths(list, create, one, edit, regenerate, revoke, revoke_all),
+    paths(list, create, one, edit, regenerate, revoke, list_user, revoke_all, list_space),
     components(schemas(
         KeyRecordJson, KeyPageJson, CreatedKeyJson, CreateKeyRequest, EditKeyRequest,
         RegenerateRequest, RevokedJson, Problem
