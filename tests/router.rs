@@ -550,3 +550,27 @@ async fn a_users_keys_page_through_next_without_repeats() {
     unique.dedup();
     assert_eq!((seen.len(), unique.len()), (5, 5));
 }
+
+#[tokio::test]
+async fn a_page_is_short_only_at_the_end_even_among_keys_of_others() {
+    let manager = Keygate::new(MemoryStore::new()).manager();
+    for user in ["alice", "bob", "alice", "alice", "bob", "alice", "bob"] {
+        manager
+            .create(NewKey::new(user, "k").with_space("acme"))
+            .await
+            .unwrap();
+    }
+    let app = people_app(&manager);
+    let mut pages = Vec::new();
+    let mut path = "/spaces/acme?limit=1".to_owned();
+    loop {
+        let page = call(&app, Method::GET, &path, &[("x-actor", "bob")], None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        pages.push(page.body["keys"].as_array().unwrap().len());
+        match page.body["next"].as_str() {
+            Some(next) => path = format!("/spaces/acme?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [1, 1, 1], "bob's three keys, one a page");
+}

@@ -266,6 +266,38 @@ impl KeyManager {
         }
     }
 
+    /// One page of the keys of `owner` that `keep` accepts: read on past the keys it
+    /// drops, so that a page is short only at the end of the listing (a short page that
+    /// was not the end would hide keys, and would tell how many keys of others sit in it).
+    pub(crate) async fn filtered_page(
+        &self,
+        owner: Owner<'_>,
+        page: Page,
+        mut keep: impl FnMut(&KeyRecord) -> bool,
+    ) -> Result<Vec<KeyRecord>, ManageError> {
+        let wanted = self.bounded(page);
+        let mut kept = Vec::new();
+        let mut read = wanted;
+        loop {
+            let records = self.list_page(owner, read).await?;
+            let full = records.len() == read.limit;
+            if let Some(last) = records.last() {
+                read = Page::after(last, read.limit);
+            }
+            for record in records {
+                if keep(&record) {
+                    kept.push(record);
+                    if kept.len() == wanted.limit {
+                        return Ok(kept);
+                    }
+                }
+            }
+            if !full {
+                return Ok(kept);
+            }
+        }
+    }
+
     /// One key's record.
     ///
     /// # Errors

@@ -162,9 +162,8 @@ impl KeyManager {
         if user != actor.user() && !actor.is_app_admin() {
             return Err(ManageError::NotAdmin);
         }
-        let mut records = self.list_page_by_user(user, page).await?;
-        records.retain(|record| actor.sees(record));
-        Ok(records)
+        self.filtered_page(Owner::User(user), page, |record| actor.sees(record))
+            .await
     }
 
     /// One page of the keys bound to `space`, for `actor`: all of them when it administers
@@ -183,11 +182,8 @@ impl KeyManager {
         if actor.space().is_some_and(|bound| bound != space) {
             return Ok(Vec::new());
         }
-        let mut records = self
-            .list_page(Owner::Space(space), self.bounded(page))
-            .await?;
-        records.retain(|record| actor.sees(record));
-        Ok(records)
+        self.filtered_page(Owner::Space(space), page, |record| actor.sees(record))
+            .await
     }
 
     /// One key's record, if `actor` may see it.

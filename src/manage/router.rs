@@ -228,9 +228,10 @@ fn cursor_of(record: &crate::record::KeyRecord) -> String {
     format!("{micros}.{}", record.id().as_str())
 }
 
-fn parse_cursor(cursor: &str) -> Option<(u128, String)> {
-    let (micros, id) = cursor.split_once('.')?;
-    Some((micros.parse().ok()?, id.to_owned()))
+/// A cursor `cursor_of` wrote: nanoseconds that fit a `u64`, and a key id.
+fn parse_cursor(cursor: &str) -> Option<(u64, KeyId)> {
+    let (nanos, id) = cursor.split_once('.')?;
+    Some((nanos.parse().ok()?, KeyId::parse(id).ok()?))
 }
 
 #[derive(Deserialize)]
@@ -257,10 +258,9 @@ fn store_page(query: &ListQuery, limit: usize) -> Result<Page, Problem> {
         Some(after) => {
             let bad = || Problem::bad_request("`after` takes the `next` of a page");
             let (nanos, id) = parse_cursor(after).ok_or_else(bad)?;
-            let nanos = u64::try_from(nanos).map_err(|_| bad())?;
             Some(Cursor {
                 created_at: std::time::UNIX_EPOCH + Duration::from_nanos(nanos),
-                id: KeyId::parse(&id).map_err(|_| bad())?,
+                id,
             })
         }
     };
@@ -370,7 +370,7 @@ async fn list(
                         .created_at
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |since| since.as_nanos());
-                    (at, record.id().as_str()) > (micros, id.as_str())
+                    (at, record.id().as_str()) > (u128::from(micros), id.as_str())
                 })
                 .unwrap_or(records.len())
         }
