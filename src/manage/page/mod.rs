@@ -394,6 +394,12 @@ fn key_id(visit: &Visit, id: &str) -> Result<KeyId, Response> {
     KeyId::parse(id).map_err(|_| visit.failed(ManageError::NotFound))
 }
 
+/// What a page answers: the page, or the page saying why not (both are HTML).
+type Answer = Result<Response, Response>;
+
+/// A form body as axum hands it over.
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
 #[derive(Deserialize)]
 struct Notice {
     done: Option<String>,
@@ -406,20 +412,25 @@ fn notice_text(notice: Option<&Notice>) -> Option<&'static str> {
     }
 }
 
+/// The table of `records`, newest first.
+fn rows(visit: &Visit, records: &[KeyRecord], now: std::time::SystemTime) -> Vec<Row> {
+    records
+        .iter()
+        .rev()
+        .map(|record| Row::new(record, now, visit.actor.owns(record)))
+        .collect()
+}
+
 async fn keys_page(
     State(state): State<AppState>,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     notice: Result<Query<Notice>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let visit = match visit {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let records = match state.manager.list_as(&visit.actor).await {
-        Ok(records) => records,
-        Err(error) => return visit.failed(error),
-    };
-    let now = state.manager.now();
+) -> Answer {
+    let records = state
+        .manager
+        .list_as(&visit.actor)
+        .await
+        .map_err(|error| visit.failed(error))?;
     let token = visit.token();
     let spaces: Vec<&str> = visit
         .actor
@@ -442,43 +453,28 @@ async fn keys_page(
         fixed_space: None,
         spaces: spaces.clone(),
         scopes: visit.actor.scopes().iter().collect(),
-        rows: records
-            .iter()
-            .rev()
-            .map(|record| Row::new(record, now, visit.actor.owns(record)))
-            .collect(),
+        rows: rows(&visit, &records, visit.now),
         admin_spaces: spaces.iter().map(|space| SpaceLink::new(space)).collect(),
         back: None,
     };
-    visit.page(StatusCode::OK, page.render())
+    Ok(visit.page(StatusCode::OK, page.render()))
 }
 
 async fn space_page(
     State(state): State<AppState>,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     Path(space): Path<String>,
     notice: Result<Query<Notice>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let visit = match visit {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+) -> Answer {
     if !visit.administers(&space) {
-        return visit.failed(ManageError::NotSpaceAdmin);
+        return Err(visit.failed(ManageError::NotSpaceAdmin));
     }
-    let records = match state
+    let first = Page::first(DEFAULT_MAX_KEYS_PER_OWNER);
+    let records = state
         .manager
-        .list_space_as(
-            &visit.actor,
-            &space,
-            Page::first(DEFAULT_MAX_KEYS_PER_OWNER),
-        )
+        .list_space_as(&visit.actor, &space, first)
         .await
-    {
-        Ok(records) => records,
-        Err(error) => return visit.failed(error),
-    };
-    let now = state.manager.now();
+        .map_err(|error| visit.failed(error))?;
     let token = visit.token();
     let heading = format!("API Token: {space}");
     let page = Keys {
@@ -495,39 +491,28 @@ async fn space_page(
         fixed_space: Some(&space),
         spaces: Vec::new(),
         scopes: visit.actor.scopes().iter().collect(),
-        rows: records
-            .iter()
-            .rev()
-            .map(|record| Row::new(record, now, visit.actor.owns(record)))
-            .collect(),
+        rows: rows(&visit, &records, visit.now),
         admin_spaces: Vec::new(),
         back: Some(home(&visit.base)),
     };
-    visit.page(StatusCode::OK, page.render())
+    Ok(visit.page(StatusCode::OK, page.render()))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    visit: Result<Visit, Response>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+async fn create(State(state): State<AppState>, visit: Visit, body: Body) -> Answer {
     create_key(&state, visit, body, None).await
 }
 
 async fn create_in_space(
     State(state): State<AppState>,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     Path(space): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+    body: Body,
+) -> Answer {
     create_key(&state, visit, body, Some(space)).await
 }
 
 /// The body of a post, or the page saying why it could not be read.
-fn read_form(
-    visit: &Visit,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Form, Response> {
+fn read_form(visit: &Visit, body: Body) -> Result<Form, Response> {
     let body = body.map_err(|rejection| {
         visit.error(
             rejection.status(),
@@ -538,27 +523,24 @@ fn read_form(
     visit.form(&body)
 }
 
+/// A refusal of the form, as a 400 page saying `why`.
+fn invalid(visit: &Visit, why: &str) -> Response {
+    visit.error(StatusCode::BAD_REQUEST, "Invalid form", why)
+}
+
 async fn create_key(
     state: &AppState,
-    visit: Result<Visit, Response>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    visit: Visit,
+    body: Body,
     fixed_space: Option<String>,
-) -> Response {
-    let visit = match visit {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let form = match read_form(&visit, body) {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
+) -> Answer {
+    let form = read_form(&visit, body)?;
     let space = match (&fixed_space, form.space.as_deref()) {
         (Some(_), Some(_)) => {
-            return visit.error(
-                StatusCode::BAD_REQUEST,
-                "Invalid form",
+            return Err(invalid(
+                &visit,
                 "This form binds the token to its space; it takes no other.",
-            );
+            ));
         }
         (Some(space), None) => Some(space.clone()),
         (None, Some("") | None) => None,
@@ -568,15 +550,10 @@ async fn create_key(
         // The page offers only spaces the actor administers; the rules refuse others for
         // a person, and the page does the same for a key acting here.
         if !visit.administers(space) {
-            return visit.failed(ManageError::NotSpaceAdmin);
+            return Err(visit.failed(ManageError::NotSpaceAdmin));
         }
     }
-    let scopes = match Scopes::new(&form.scopes) {
-        Ok(scopes) => scopes,
-        Err(error) => {
-            return visit.error(StatusCode::BAD_REQUEST, "Invalid form", &error.to_string());
-        }
-    };
+    let scopes = Scopes::new(&form.scopes).map_err(|error| invalid(&visit, &error.to_string()))?;
     let name = form.name.unwrap_or_default();
     let mut new = NewKey::new(visit.actor.user(), name).with_scopes(scopes);
     if let Some(space) = space {
@@ -587,22 +564,21 @@ async fn create_key(
         Some(seconds) => match seconds.parse::<u64>() {
             Ok(seconds) if seconds > 0 => new = new.expires_in(Duration::from_secs(seconds)),
             _ => {
-                return visit.error(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid form",
+                return Err(invalid(
+                    &visit,
                     "Choose when the key expires from the list.",
-                );
+                ));
             }
         },
     }
-    let made = match state.manager.create_as(&visit.actor, new).await {
-        Ok(made) => made,
-        Err(error) => return visit.failed(error),
-    };
-    let back = visit.back_from(&made.record);
+    let made = state
+        .manager
+        .create_as(&visit.actor, new)
+        .await
+        .map_err(|error| visit.failed(error))?;
     let back = match fixed_space {
         Some(space) => format!("{}/spaces/{}", visit.base, segment(&space)),
-        None => back,
+        None => visit.back_from(&made.record),
     };
     let page = Shown {
         base: &visit.base,
@@ -612,14 +588,14 @@ async fn create_key(
         note: None,
         back,
     };
-    visit.page(StatusCode::CREATED, page.render())
+    Ok(visit.page(StatusCode::CREATED, page.render()))
 }
 
 async fn confirm_regenerate(
     State(state): State<AppState>,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     Path(id): Path<String>,
-) -> Response {
+) -> Answer {
     confirm(
         &state,
         visit,
@@ -634,9 +610,9 @@ async fn confirm_regenerate(
 
 async fn confirm_revoke(
     State(state): State<AppState>,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     Path(id): Path<String>,
-) -> Response {
+) -> Answer {
     confirm(
         &state,
         visit,
@@ -650,26 +626,21 @@ async fn confirm_revoke(
 
 async fn confirm(
     state: &AppState,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     id: &str,
     action: &str,
     verb: &str,
     consequence: &str,
-) -> Response {
-    let visit = match visit {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let record = match key_id(&visit, id) {
-        Ok(id) => match state.manager.get_as(&visit.actor, &id).await {
-            Ok(record) => record,
-            Err(error) => return visit.failed(error),
-        },
-        Err(response) => return response,
-    };
+) -> Answer {
+    let id = key_id(&visit, id)?;
+    let record = state
+        .manager
+        .get_as(&visit.actor, &id)
+        .await
+        .map_err(|error| visit.failed(error))?;
     if action == "regenerate" && !visit.actor.owns(&record) {
         // As `regenerate_as` answers: someone else's key is not the actor's to replace.
-        return visit.failed(ManageError::NotFound);
+        return Err(visit.failed(ManageError::NotFound));
     }
     let token = visit.token();
     let page = Confirm {
@@ -677,38 +648,39 @@ async fn confirm(
         question: format!("{verb} “{}”?", record.identity.name()),
         consequence,
         verb,
-        action: format!(
-            "{}/{}/{action}",
-            visit.base,
-            record.identity.key_id().as_str()
-        ),
+        action: format!("{}/{}/{action}", visit.base, id.as_str()),
         csrf: &token,
         back: visit.back_from(&record),
     };
-    visit.page(StatusCode::OK, page.render())
+    Ok(visit.page(StatusCode::OK, page.render()))
+}
+
+/// The key a confirmation form acts on: the form must be this person's, and carry no
+/// key fields (regenerate and revoke take none).
+fn confirmed(visit: &Visit, body: Body, id: &str) -> Result<KeyId, Response> {
+    let form = read_form(visit, body)?;
+    if form.name.is_some()
+        || form.expires_in.is_some()
+        || form.space.is_some()
+        || !form.scopes.is_empty()
+    {
+        return Err(invalid(visit, "This form takes no fields."));
+    }
+    key_id(visit, id)
 }
 
 async fn regenerate(
     State(state): State<AppState>,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     Path(id): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let visit = match visit {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    if let Err(response) = read_form(&visit, body).and_then(|form| no_fields(&visit, &form)) {
-        return response;
-    }
-    let id = match key_id(&visit, &id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let made = match state.manager.regenerate_as(&visit.actor, &id, None).await {
-        Ok(made) => made,
-        Err(error) => return visit.failed(error),
-    };
+    body: Body,
+) -> Answer {
+    let id = confirmed(&visit, body, &id)?;
+    let made = state
+        .manager
+        .regenerate_as(&visit.actor, &id, None)
+        .await
+        .map_err(|error| visit.failed(error))?;
     let page = Shown {
         base: &visit.base,
         heading: "Key regenerated",
@@ -717,51 +689,29 @@ async fn regenerate(
         note: Some("The previous key no longer works."),
         back: visit.back_from(&made.record),
     };
-    visit.page(StatusCode::CREATED, page.render())
+    Ok(visit.page(StatusCode::CREATED, page.render()))
 }
 
 async fn revoke(
     State(state): State<AppState>,
-    visit: Result<Visit, Response>,
+    visit: Visit,
     Path(id): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let visit = match visit {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    if let Err(response) = read_form(&visit, body).and_then(|form| no_fields(&visit, &form)) {
-        return response;
-    }
-    let id = match key_id(&visit, &id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let record = match state.manager.get_as(&visit.actor, &id).await {
-        Ok(record) => record,
-        Err(error) => return visit.failed(error),
-    };
-    if let Err(error) = state.manager.revoke_as(&visit.actor, &id).await {
-        return visit.failed(error);
-    }
+    body: Body,
+) -> Answer {
+    let id = confirmed(&visit, body, &id)?;
+    let failed = |error| visit.failed(error);
+    let record = state
+        .manager
+        .get_as(&visit.actor, &id)
+        .await
+        .map_err(failed)?;
+    state
+        .manager
+        .revoke_as(&visit.actor, &id)
+        .await
+        .map_err(failed)?;
     let back = visit.back_from(&record);
-    see_other(&visit, &format!("{back}?done=revoked"))
-}
-
-/// Refuses key fields on a form that takes none (regenerate, revoke).
-fn no_fields(visit: &Visit, form: &Form) -> Result<(), Response> {
-    if form.name.is_some()
-        || form.expires_in.is_some()
-        || form.space.is_some()
-        || !form.scopes.is_empty()
-    {
-        return Err(visit.error(
-            StatusCode::BAD_REQUEST,
-            "Invalid form",
-            "This form takes no fields.",
-        ));
-    }
-    Ok(())
+    Ok(see_other(&visit, &format!("{back}?done=revoked")))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
