@@ -221,11 +221,11 @@ fn record(state: &AppState, record: &crate::record::KeyRecord) -> Response {
 /// listing orders them). It names a position, not a key, so it
 /// keeps working when that key is deleted.
 fn cursor_of(record: &crate::record::KeyRecord) -> String {
-    let micros = record
+    let nanos = record
         .created_at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos());
-    format!("{micros}.{}", record.id().as_str())
+    format!("{nanos}.{}", record.id().as_str())
 }
 
 /// A cursor `cursor_of` wrote: nanoseconds that fit a `u64`, and a key id.
@@ -241,33 +241,34 @@ struct ListQuery {
     after: Option<String>,
 }
 
-/// The page size a query asks for: 50 unless it says, 1 to 100.
-fn page_limit(query: &ListQuery) -> Result<usize, Problem> {
-    match query.limit {
-        None => Ok(50),
-        Some(limit @ 1..=100) => Ok(limit),
-        Some(_) => Err(Problem::bad_request("`limit` is 1 to 100")),
-    }
-}
-
-/// The store page a query asks for, one key longer than `limit`: the extra key says
-/// whether a next page exists, and is not shown.
-fn store_page(query: &ListQuery, limit: usize) -> Result<Page, Problem> {
+/// The page a listing's query asks for: `limit` (50 unless it says, 1 to 100), and the
+/// store page to read, one key longer: the extra key says whether a next page exists,
+/// and is not shown.
+fn listing(
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(usize, Page), Problem> {
+    let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    let limit = match query.limit {
+        None => 50,
+        Some(limit @ 1..=100) => limit,
+        Some(_) => return Err(Problem::bad_request("`limit` is 1 to 100")),
+    };
     let after = match &query.after {
         None => None,
         Some(after) => {
-            let bad = || Problem::bad_request("`after` takes the `next` of a page");
-            let (nanos, id) = parse_cursor(after).ok_or_else(bad)?;
+            let (nanos, id) = parse_cursor(after)
+                .ok_or_else(|| Problem::bad_request("`after` takes the `next` of a page"))?;
             Some(Cursor {
                 created_at: std::time::UNIX_EPOCH + Duration::from_nanos(nanos),
                 id,
             })
         }
     };
-    Ok(Page {
+    let page = Page {
         after,
         limit: limit + 1,
-    })
+    };
+    Ok((limit, page))
 }
 
 /// A page of `records` (read one longer than `limit`) as the API answers it.
@@ -303,12 +304,8 @@ async fn list_user(
 ) -> Result<Response, Problem> {
     let Path(UserSegment { user }) =
         user.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
-    let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
-    let limit = page_limit(&query)?;
-    let records = state
-        .manager
-        .list_user_as(&actor, &user, store_page(&query, limit)?)
-        .await?;
+    let (limit, page) = listing(query)?;
+    let records = state.manager.list_user_as(&actor, &user, page).await?;
     Ok(answer_page(&state, records, limit))
 }
 
@@ -334,12 +331,8 @@ async fn list_space(
 ) -> Result<Response, Problem> {
     let Path(SpaceSegment { space }) =
         space.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
-    let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
-    let limit = page_limit(&query)?;
-    let records = state
-        .manager
-        .list_space_as(&actor, &space, store_page(&query, limit)?)
-        .await?;
+    let (limit, page) = listing(query)?;
+    let records = state.manager.list_space_as(&actor, &space, page).await?;
     Ok(answer_page(&state, records, limit))
 }
 
@@ -355,36 +348,14 @@ async fn list(
     Acting(actor): Acting,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
-    // Every key an owner holds is bounded by the cap, so one read serves every page.
-    let records = state.manager.list_as(&actor).await?;
-    let start = match &query.after {
-        None => 0,
-        Some(after) => {
-            let (micros, id) = parse_cursor(after)
-                .ok_or_else(|| Problem::bad_request("`after` takes the `next` of a page"))?;
-            records
-                .iter()
-                .position(|record| {
-                    let at = record
-                        .created_at
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |since| since.as_nanos());
-                    (at, record.id().as_str()) > (u128::from(micros), id.as_str())
-                })
-                .unwrap_or(records.len())
-        }
-    };
-    let limit = page_limit(&query)?;
-    let shown: Vec<_> = records.iter().skip(start).take(limit).collect();
-    let next = (start + shown.len() < records.len())
-        .then(|| shown.last().map(|last| cursor_of(last)))
-        .flatten();
-    let page: Vec<KeyRecordJson> = shown
-        .iter()
-        .map(|record| KeyRecordJson::new(record, state.manager.now()))
-        .collect();
-    Ok(private(KeyPageJson::new(page, next)))
+    // The actor's own keys are its user's that it may see: within its space, for a key
+    // bound to one.
+    let (limit, page) = listing(query)?;
+    let records = state
+        .manager
+        .list_user_as(&actor, actor.user(), page)
+        .await?;
+    Ok(answer_page(&state, records, limit))
 }
 
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/", tag = "keys",
