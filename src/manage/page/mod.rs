@@ -167,15 +167,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
     }
 }
 
+/// A refusal or failure as a page of the router at `base`.
+fn error_page(
+    base: &str,
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    set_cookie: Option<&str>,
+) -> Response {
+    let page = ErrorPage {
+        base,
+        title,
+        detail,
+        back: home(base),
+    };
+    html(status, page.render(), set_cookie)
+}
+
 impl Base {
     fn error(&self, status: StatusCode, title: &str, detail: &str) -> Response {
-        let page = ErrorPage {
-            base: &self.0,
-            title,
-            detail,
-            back: home(&self.0),
-        };
-        html(status, page.render(), None)
+        error_page(&self.0, status, title, detail, None)
     }
 
     fn problem(&self, problem: &Problem) -> Response {
@@ -255,13 +266,13 @@ impl Visit {
     }
 
     fn error(&self, status: StatusCode, title: &str, detail: &str) -> Response {
-        let page = ErrorPage {
-            base: &self.base,
+        error_page(
+            &self.base,
+            status,
             title,
             detail,
-            back: home(&self.base),
-        };
-        self.page(status, page.render())
+            self.set_cookie.as_deref(),
+        )
     }
 
     fn failed(&self, error: ManageError) -> Response {
