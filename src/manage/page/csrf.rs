@@ -213,15 +213,20 @@ mod tests {
         new_nonce().unwrap()
     }
 
+    /// A router key, and a browser's nonce with the cookie header carrying it.
+    fn browser() -> (CsrfKey, String, String) {
+        let nonce = nonce();
+        let cookie = format!("{COOKIE_NAME}={nonce}");
+        (CsrfKey::random().unwrap(), nonce, cookie)
+    }
+
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000)
     }
 
     #[test]
     fn token_expires_after_its_lifetime() {
-        let key = CsrfKey::random().unwrap();
-        let nonce = nonce();
-        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let (key, nonce, cookie) = browser();
         let map = headers(&[("cookie", &cookie)]);
         let token = key.token(&nonce, "alice", now());
         let later = now() + TOKEN_LIFETIME;
@@ -234,9 +239,7 @@ mod tests {
 
     #[test]
     fn token_with_a_forged_issue_time_is_refused() {
-        let key = CsrfKey::random().unwrap();
-        let nonce = nonce();
-        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let (key, nonce, cookie) = browser();
         let map = headers(&[("cookie", &cookie)]);
         let token = key.token(&nonce, "alice", now());
         let (_, tag) = token.split_once('.').unwrap();
@@ -249,9 +252,7 @@ mod tests {
 
     #[test]
     fn token_respelling_its_issue_time_is_refused() {
-        let key = CsrfKey::random().unwrap();
-        let nonce = nonce();
-        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let (key, nonce, cookie) = browser();
         let map = headers(&[("cookie", &cookie)]);
         let token = key.token(&nonce, "alice", now());
         for respelt in [format!("0{token}"), format!("+{token}")] {
@@ -275,9 +276,7 @@ mod tests {
 
     #[test]
     fn token_of_the_same_nonce_and_user_passes() {
-        let key = CsrfKey::random().unwrap();
-        let nonce = nonce();
-        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let (key, nonce, cookie) = browser();
         let map = headers(&[("cookie", &cookie), ("sec-fetch-site", "same-origin")]);
         assert_eq!(
             key.check(
@@ -292,9 +291,7 @@ mod tests {
 
     #[test]
     fn token_minted_for_another_user_is_refused() {
-        let key = CsrfKey::random().unwrap();
-        let nonce = nonce();
-        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let (key, nonce, cookie) = browser();
         let map = headers(&[("cookie", &cookie)]);
         assert_eq!(
             key.check(
@@ -336,9 +333,7 @@ mod tests {
 
     #[test]
     fn cross_site_fetch_metadata_is_refused_even_with_a_valid_token() {
-        let key = CsrfKey::random().unwrap();
-        let nonce = nonce();
-        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let (key, nonce, cookie) = browser();
         let token = key.token(&nonce, "alice", now());
         for site in ["cross-site", "same-site", "none"] {
             let map = headers(&[("cookie", &cookie), ("sec-fetch-site", site)]);
@@ -352,9 +347,7 @@ mod tests {
 
     #[test]
     fn foreign_or_null_origin_is_refused() {
-        let key = CsrfKey::random().unwrap();
-        let nonce = nonce();
-        let cookie = format!("{COOKIE_NAME}={nonce}");
+        let (key, nonce, cookie) = browser();
         let token = key.token(&nonce, "alice", now());
         for origin in ["https://evil.example", "null", "http://app.example.evil"] {
             let map = headers(&[
